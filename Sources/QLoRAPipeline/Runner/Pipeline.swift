@@ -1,0 +1,196 @@
+import Foundation
+import Logging
+import QLoRAFormats
+
+/// Runs a job spec's stages in order, skipping those that are up to date.
+///
+/// A stage is up to date when its manifest is complete, its fingerprint matches, the upstream outputs it
+/// consumed are unchanged, and its own outputs still hash to what the manifest says. Otherwise it reruns,
+/// and so does everything downstream of it.
+public enum Pipeline {
+    public struct Options: Sendable {
+        public var runDirectory: String?
+        /// Rerun this stage and everything that depends on it.
+        public var from: StageID?
+        /// Bring only this stage up to date (its upstream must already be).
+        public var only: StageID?
+        /// Rerun even up-to-date stages (all, or the `--only` one).
+        public var force: Bool
+        /// The command line, recorded in the lock file so a second run can name the holder.
+        public var command: String
+
+        public init(runDirectory: String? = nil, from: StageID? = nil, only: StageID? = nil, force: Bool = false,
+                    command: String = "qlora run") {
+            self.runDirectory = runDirectory
+            self.from = from
+            self.only = only
+            self.force = force
+            self.command = command
+        }
+    }
+
+    public enum Event: Sendable {
+        case cleanedUp([String])
+        case skipped(StageID, reason: String)
+        case started(StageID, reason: String)
+        case progress(ProgressSnapshot)
+        case finished(StageID, StageManifest)
+        case failed(StageID, message: String)
+    }
+
+    public struct StageResult: Sendable {
+        public enum State: String, Sendable { case ran, skipped, failed, notRun = "not run" }
+        public var stage: StageID
+        public var state: State
+        public var reason: String
+        public var durationSeconds: Double
+        public var metrics: [String: Double]
+        public var notes: [String]
+    }
+
+    public struct Result: Sendable {
+        public var runDirectory: URL
+        public var stages: [StageResult]
+        public var failure: String?
+        public var succeeded: Bool { failure == nil }
+    }
+
+    /// The stages this build implements.
+    public static let registry: [StageID: any Stage] = [.ingest: IngestStage()]
+
+    public static func run(spec: JobSpec, options: Options = Options(), logger: Logger = Logger(label: "qlora"),
+                           observer: @escaping @Sendable (Event) -> Void = { _ in }) throws -> Result {
+        let enabled = StageID.enabled(by: spec)
+        if let only = options.only, !enabled.contains(only) {
+            throw PipelineArgumentError("--only \(only.rawValue): the spec has no `\(only.sectionKeys[0])` section")
+        }
+        if let from = options.from, !enabled.contains(from) {
+            throw PipelineArgumentError("--from \(from.rawValue): the spec has no `\(from.sectionKeys[0])` section")
+        }
+        let missing = spec.missingInputs()
+        if !missing.isEmpty { throw SpecErrors(missing) }
+
+        let run = RunDirectory(url: spec.runDirectory(override: options.runDirectory))
+        try run.create()
+        let lock = try run.lock(command: options.command)
+        defer { lock.release() }
+        let removed = try run.removeStaleTemporaries()
+        if !removed.isEmpty { observer(.cleanedUp(removed)) }
+        try AtomicFile.write(try spec.normalizedYAML(), to: run.url.appendingPathComponent("spec.yaml"))
+
+        var results: [StageResult] = []
+        var fingerprints: [StageID: String] = [:]
+        var rerun: Set<StageID> = []
+        var failure: String?
+
+        for stage in enabled {
+            guard let impl = registry[stage] else {
+                throw PipelineArgumentError("stage \(stage.rawValue) is not available in this build")
+            }
+            if failure != nil {
+                results.append(StageResult(stage: stage, state: .notRun, reason: "an earlier stage failed",
+                                           durationSeconds: 0, metrics: [:], notes: []))
+                continue
+            }
+            let dependencies = (stage.upstream + stage.optionalUpstream).filter { enabled.contains($0) }
+            let inputs = try impl.inputFiles(of: spec).map { url -> StageManifest.Input in
+                let d = try FileDigest.of(file: url)
+                return StageManifest.Input(path: url.path, sha256: d.sha256, size: d.size)
+            }
+            var upstream: [String: StageManifest.Upstream] = [:]
+            for dep in dependencies {
+                guard let m = run.manifest(dep), let fp = fingerprints[dep] else { continue }
+                upstream[dep.rawValue] = StageManifest.Upstream(fingerprint: fp, outputsDigest: m.outputsDigest)
+            }
+            let fingerprint = try Self.fingerprint(stage: impl, spec: spec, inputs: inputs,
+                                                   upstream: dependencies.map { fingerprints[$0] ?? "" })
+            fingerprints[stage] = fingerprint
+
+            let selected = options.only == nil || options.only == stage
+            let existing = run.manifest(stage)
+            var reason: String?
+            if options.force && selected { reason = "--force" }
+            else if let from = options.from, stage == from || stage.dependsOn(from) { reason = "--from \(from.rawValue)" }
+            else if let up = dependencies.first(where: { rerun.contains($0) }) { reason = "upstream stage \(up.rawValue) was rerun" }
+            else { reason = staleness(existing, fingerprint: fingerprint, upstream: upstream, directory: run.stageURL(stage)) }
+
+            guard let why = reason else {
+                let m = existing!
+                results.append(StageResult(stage: stage, state: .skipped, reason: "up to date", durationSeconds: 0,
+                                           metrics: m.metrics, notes: m.notes))
+                run.appendEvent(["event": .string("stage_skipped"), "stage": .string(stage.rawValue),
+                                 "fingerprint": .string(fingerprint)])
+                observer(.skipped(stage, reason: "up to date"))
+                continue
+            }
+            guard selected else {
+                throw PipelineArgumentError("--only \(options.only!.rawValue): upstream stage \(stage.rawValue) is not up to date (\(why)); run without --only first")
+            }
+
+            observer(.started(stage, reason: why))
+            run.appendEvent(["event": .string("stage_started"), "stage": .string(stage.rawValue), "reason": .string(why),
+                             "fingerprint": .string(fingerprint)])
+            let started = Date()
+            do {
+                let tmp = try run.makeTemporaryStageDirectory(stage)
+                let context = StageContext(
+                    spec: spec, runDirectory: run.url, output: tmp,
+                    upstream: Dictionary(uniqueKeysWithValues: dependencies.map { ($0, run.stageURL($0)) }),
+                    progress: ProgressReporter(stage: stage) { observer(.progress($0)) }, logger: logger)
+                let report = try impl.run(context)
+                let finished = Date()
+                let manifest = StageManifest(
+                    stage: stage, state: StageManifest.completeState, fingerprint: fingerprint,
+                    formatVersion: impl.formatVersion, toolVersion: ToolInfo.version, inputs: inputs,
+                    upstream: upstream, outputs: try StageManifest.collectOutputs(in: tmp),
+                    startedAt: started.iso8601, finishedAt: finished.iso8601,
+                    durationSeconds: finished.timeIntervalSince(started), metrics: report.metrics, notes: report.notes)
+                try AtomicFile.write(try manifest.encoded(), to: tmp.appendingPathComponent("manifest.json"))
+                try run.commit(stage, from: tmp)
+                rerun.insert(stage)
+                run.appendEvent(["event": .string("stage_finished"), "stage": .string(stage.rawValue),
+                                 "duration_seconds": .number(manifest.durationSeconds)])
+                results.append(StageResult(stage: stage, state: .ran, reason: why, durationSeconds: manifest.durationSeconds,
+                                           metrics: report.metrics, notes: report.notes))
+                observer(.finished(stage, manifest))
+            } catch {
+                let message = "\(error)"
+                failure = "stage \(stage.rawValue) failed: \(message)"
+                run.appendEvent(["event": .string("stage_failed"), "stage": .string(stage.rawValue), "error": .string(message)])
+                results.append(StageResult(stage: stage, state: .failed, reason: message,
+                                           durationSeconds: Date().timeIntervalSince(started), metrics: [:], notes: []))
+                observer(.failed(stage, message: message))
+                _ = try? run.removeStaleTemporaries()
+            }
+        }
+        return Result(runDirectory: run.url, stages: results, failure: failure)
+    }
+
+    /// SHA-256 over the stage identity, its format version, its configuration, its upstream fingerprints
+    /// and the content hashes of its input files.
+    static func fingerprint(stage: any Stage, spec: JobSpec, inputs: [StageManifest.Input], upstream: [String]) throws -> String {
+        var text = "qlora-stage-fingerprint 1\nstage \(stage.id.rawValue)\nformat \(stage.formatVersion)\n"
+        text += "config " + String(decoding: try stage.configuration(of: spec), as: UTF8.self) + "\n"
+        for fp in upstream { text += "upstream \(fp)\n" }
+        for (i, input) in inputs.enumerated() { text += "input \(i) \(input.sha256) \(input.size)\n" }
+        return FileDigest.of(data: Data(text.utf8)).sha256
+    }
+
+    /// Why an existing stage directory cannot be reused, or nil when it can.
+    static func staleness(_ manifest: StageManifest?, fingerprint: String, upstream: [String: StageManifest.Upstream],
+                          directory: URL) -> String? {
+        guard let manifest else {
+            return FileManager.default.fileExists(atPath: directory.path) ? "no valid manifest" : "not run yet"
+        }
+        if manifest.state != StageManifest.completeState { return "previous run did not complete" }
+        if manifest.fingerprint != fingerprint { return "configuration or inputs changed" }
+        if manifest.upstream != upstream { return "upstream outputs changed" }
+        return manifest.verifyOutputs(in: directory)
+    }
+}
+
+/// Bad command-line use of `run` (exit 2).
+public struct PipelineArgumentError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import Logging
+import QLoRAFormats
+
+/// One step of the pipeline. A stage reads its spec section, upstream artifacts and input files, and
+/// writes its artifacts into `context.output` (a temporary directory the runner renames into place).
+/// It never calls another stage.
+public protocol Stage: Sendable {
+    var id: StageID { get }
+    /// Bump when the stage's algorithm or output format changes: old artifacts then count as stale.
+    var formatVersion: Int { get }
+    /// The spec values the stage depends on, as canonical JSON (part of the fingerprint).
+    func configuration(of spec: JobSpec) throws -> Data
+    /// Files outside the run directory whose content the stage reads (hashed into the fingerprint).
+    func inputFiles(of spec: JobSpec) -> [URL]
+    func run(_ context: StageContext) throws -> StageReport
+}
+
+public struct StageContext: Sendable {
+    public var spec: JobSpec
+    public var runDirectory: URL
+    /// Where to write artifacts (the temporary stage directory).
+    public var output: URL
+    /// Final directories of upstream stages.
+    public var upstream: [StageID: URL]
+    public var progress: ProgressReporter
+    public var logger: Logger
+
+    public init(spec: JobSpec, runDirectory: URL, output: URL, upstream: [StageID: URL], progress: ProgressReporter,
+                logger: Logger) {
+        self.spec = spec
+        self.runDirectory = runDirectory
+        self.output = output
+        self.upstream = upstream
+        self.progress = progress
+        self.logger = logger
+    }
+}
+
+/// What a stage tells the runner besides its files: metrics for the manifest and the CI summary.
+public struct StageReport: Sendable {
+    public var metrics: [String: Double]
+    /// Short human lines (e.g. "1,204 duplicates removed") printed after the stage and kept in the summary.
+    public var notes: [String]
+
+    public init(metrics: [String: Double] = [:], notes: [String] = []) {
+        self.metrics = metrics
+        self.notes = notes
+    }
+}
+
+/// A stage failure with its cause; the CLI prints it and exits 1.
+public struct StageFailure: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Canonical JSON of a Codable value (sorted keys) for fingerprints.
+public func canonicalJSON<T: Encodable>(_ value: T) throws -> Data {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return try encoder.encode(value)
+}

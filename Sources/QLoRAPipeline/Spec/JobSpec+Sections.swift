@@ -1,0 +1,289 @@
+/// The per-stage sections of a job spec. Each decodes strictly with defaults filled in, so the
+/// normalized `spec.yaml` of a run shows every value that was in effect.
+
+// MARK: dataset (ingest)
+
+/// Row layout of a dataset file. See datasets/README.md for each schema.
+public enum DatasetFormat: String, SpecEnum {
+    /// `instruction`, optional `input`, `output`.
+    case alpaca
+    /// `messages: [{role, content}]` with roles system/user/assistant.
+    case chat
+    /// `prompt`, `completion`.
+    case completion
+    /// One `text` field with `### Human: … ### Assistant: …` turns (the QLoRA paper's Guanaco/OASST1 format).
+    case guanaco
+    /// One `text` field, trained on entirely.
+    case text
+}
+
+public struct DatasetFile: Codable, Sendable, Equatable {
+    public var path: String
+    public var format: DatasetFormat
+    /// Renames fields: `schema_field: column_in_file` (e.g. `instruction: question`).
+    public var fieldMap: [String: String]
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case path, format, fieldMap = "field_map" }
+
+    public init(path: String, format: DatasetFormat, fieldMap: [String: String] = [:]) {
+        self.path = path
+        self.format = format
+        self.fieldMap = fieldMap
+    }
+}
+
+extension DatasetFile {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        path = try c.decode(String.self, forKey: .path)
+        format = try c.decode(DatasetFormat.self, forKey: .format)
+        fieldMap = try c.decodeIfPresent([String: String].self, forKey: .fieldMap) ?? [:]
+    }
+}
+
+public struct DatasetSection: Codable, Sendable, Equatable {
+    public var files: [DatasetFile]
+    /// Fraction of unique examples that go to the eval split (by example hash). Default 0.1.
+    public var evalFraction: Double?
+    /// Exact number of eval examples (the ones with the smallest hashes); excludes `eval_fraction`.
+    public var evalSize: Int?
+    /// The stage fails when rejected rows / all rows exceeds this. Default 0.01.
+    public var maxRejectedFraction: Double
+    /// Remove exact duplicates (same normalized content). Default true.
+    public var dedupe: Bool
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case files, evalFraction = "eval_fraction", evalSize = "eval_size"
+        case maxRejectedFraction = "max_rejected_fraction", dedupe
+    }
+
+    public init(files: [DatasetFile], evalFraction: Double? = nil, evalSize: Int? = nil,
+                maxRejectedFraction: Double = 0.01, dedupe: Bool = true) {
+        self.files = files
+        self.evalFraction = evalFraction
+        self.evalSize = evalSize
+        self.maxRejectedFraction = maxRejectedFraction
+        self.dedupe = dedupe
+    }
+}
+
+extension DatasetSection {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        files = try c.decode([DatasetFile].self, forKey: .files)
+        evalSize = try c.decodeIfPresent(Int.self, forKey: .evalSize)
+        evalFraction = try c.decodeIfPresent(Double.self, forKey: .evalFraction) ?? (evalSize == nil ? 0.1 : nil)
+        maxRejectedFraction = try c.decodeIfPresent(Double.self, forKey: .maxRejectedFraction) ?? 0.01
+        dedupe = try c.decodeIfPresent(Bool.self, forKey: .dedupe) ?? true
+    }
+}
+
+// MARK: tokenizer (tokenize)
+
+public enum OverlengthPolicy: String, SpecEnum { case drop, truncate, fail }
+
+public struct TokenizerSection: Codable, Sendable, Equatable {
+    /// tokenizer.json, a model directory or a .gguf; default: the model's own tokenizer.
+    public var path: String?
+    /// `model` (the tokenizer's own template), `chatml`, `llama3` or `alpaca`.
+    public var chatTemplate: String
+    public var maxSeqLen: Int
+    public var overlength: OverlengthPolicy
+    public var maxDroppedFraction: Double
+    public var trainOnInputs: Bool
+    public var pack: Bool
+    public var groupByLength: Bool
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case path, chatTemplate = "chat_template", maxSeqLen = "max_seq_len", overlength
+        case maxDroppedFraction = "max_dropped_fraction", trainOnInputs = "train_on_inputs", pack
+        case groupByLength = "group_by_length"
+    }
+}
+
+extension TokenizerSection {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        path = try c.decodeIfPresent(String.self, forKey: .path)
+        chatTemplate = try c.decodeIfPresent(String.self, forKey: .chatTemplate) ?? "model"
+        maxSeqLen = try c.decodeIfPresent(Int.self, forKey: .maxSeqLen) ?? 512
+        overlength = try c.decodeIfPresent(OverlengthPolicy.self, forKey: .overlength) ?? .drop
+        maxDroppedFraction = try c.decodeIfPresent(Double.self, forKey: .maxDroppedFraction) ?? 0.05
+        trainOnInputs = try c.decodeIfPresent(Bool.self, forKey: .trainOnInputs) ?? false
+        pack = try c.decodeIfPresent(Bool.self, forKey: .pack) ?? false
+        groupByLength = try c.decodeIfPresent(Bool.self, forKey: .groupByLength) ?? false
+    }
+}
+
+// MARK: model + quantization (prepare)
+
+public enum FloatType: String, SpecEnum { case float32, bfloat16, float16 }
+public enum QuantType: String, SpecEnum { case nf4, fp4 }
+
+public struct ModelSection: Codable, Sendable, Equatable {
+    /// An HF model directory (config.json + safetensors) or a .gguf file.
+    public var path: String
+    /// Storage type of the parts that stay unquantized (embeddings, norms, lm_head).
+    public var dtype: FloatType
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case path, dtype }
+}
+
+extension ModelSection {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        path = try c.decode(String.self, forKey: .path)
+        dtype = try c.decodeIfPresent(FloatType.self, forKey: .dtype) ?? .float32
+    }
+}
+
+public struct QuantizationSection: Codable, Sendable, Equatable {
+    public var quantType: QuantType
+    public var blocksize: Int
+    public var doubleQuant: Bool
+    public var computeDtype: FloatType
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case quantType = "quant_type", blocksize, doubleQuant = "double_quant", computeDtype = "compute_dtype"
+    }
+}
+
+extension QuantizationSection {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        quantType = try c.decodeIfPresent(QuantType.self, forKey: .quantType) ?? .nf4
+        blocksize = try c.decodeIfPresent(Int.self, forKey: .blocksize) ?? 64
+        doubleQuant = try c.decodeIfPresent(Bool.self, forKey: .doubleQuant) ?? true
+        computeDtype = try c.decodeIfPresent(FloatType.self, forKey: .computeDtype) ?? .float32
+    }
+}
+
+// MARK: lora + training (train)
+
+public struct LoRASection: Codable, Sendable, Equatable {
+    public static let allTargetModules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+    public var loraRank: Int
+    public var loraAlpha: Double
+    public var loraDropout: Double
+    public var targetModules: [String]
+    public var useRslora: Bool
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case loraRank = "lora_rank", loraAlpha = "lora_alpha", loraDropout = "lora_dropout"
+        case targetModules = "target_modules", useRslora = "use_rslora"
+    }
+}
+
+extension LoRASection {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        loraRank = try c.decodeIfPresent(Int.self, forKey: .loraRank) ?? 16
+        loraAlpha = try c.decodeIfPresent(Double.self, forKey: .loraAlpha) ?? 32
+        loraDropout = try c.decodeIfPresent(Double.self, forKey: .loraDropout) ?? 0.05
+        targetModules = try c.decodeIfPresent([String].self, forKey: .targetModules) ?? Self.allTargetModules
+        useRslora = try c.decodeIfPresent(Bool.self, forKey: .useRslora) ?? false
+    }
+}
+
+public enum LRScheduler: String, SpecEnum { case constant, linear, cosine }
+public enum OptimizerKind: String, SpecEnum {
+    case pagedAdamW32bit = "paged_adamw_32bit", adamW32bit = "adamw_32bit", adamW8bit = "adamw_8bit"
+}
+
+public struct TrainingSection: Codable, Sendable, Equatable {
+    public var learningRate: Double
+    public var lrScheduler: LRScheduler
+    public var warmupSteps: Int
+    /// Optimizer steps; when absent, `epochs` passes over the training split.
+    public var maxSteps: Int?
+    public var epochs: Double
+    public var batchSize: Int
+    public var gradientAccumulationSteps: Int
+    public var maxGradNorm: Double
+    public var weightDecay: Double
+    public var adamBeta1: Double
+    public var adamBeta2: Double
+    public var adamEpsilon: Double
+    public var optimizer: OptimizerKind
+    public var gradientCheckpointing: Bool
+    public var saveEvery: Int
+    public var keepCheckpoints: Int
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case learningRate = "learning_rate", lrScheduler = "lr_scheduler", warmupSteps = "warmup_steps"
+        case maxSteps = "max_steps", epochs, batchSize = "batch_size"
+        case gradientAccumulationSteps = "gradient_accumulation_steps", maxGradNorm = "max_grad_norm"
+        case weightDecay = "weight_decay", adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2"
+        case adamEpsilon = "adam_epsilon", optimizer, gradientCheckpointing = "gradient_checkpointing"
+        case saveEvery = "save_every", keepCheckpoints = "keep_checkpoints"
+    }
+}
+
+extension TrainingSection {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate) ?? 2e-4
+        lrScheduler = try c.decodeIfPresent(LRScheduler.self, forKey: .lrScheduler) ?? .constant
+        warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? 0
+        maxSteps = try c.decodeIfPresent(Int.self, forKey: .maxSteps)
+        epochs = try c.decodeIfPresent(Double.self, forKey: .epochs) ?? 1
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? 4
+        gradientAccumulationSteps = try c.decodeIfPresent(Int.self, forKey: .gradientAccumulationSteps) ?? 1
+        maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradNorm) ?? 0.3
+        weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? 0
+        adamBeta1 = try c.decodeIfPresent(Double.self, forKey: .adamBeta1) ?? 0.9
+        adamBeta2 = try c.decodeIfPresent(Double.self, forKey: .adamBeta2) ?? 0.999
+        adamEpsilon = try c.decodeIfPresent(Double.self, forKey: .adamEpsilon) ?? 1e-8
+        optimizer = try c.decodeIfPresent(OptimizerKind.self, forKey: .optimizer) ?? .pagedAdamW32bit
+        gradientCheckpointing = try c.decodeIfPresent(Bool.self, forKey: .gradientCheckpointing) ?? true
+        saveEvery = try c.decodeIfPresent(Int.self, forKey: .saveEvery) ?? 50
+        keepCheckpoints = try c.decodeIfPresent(Int.self, forKey: .keepCheckpoints) ?? 2
+    }
+}
+
+// MARK: evaluation (evaluate)
+
+public struct EvaluationSection: Codable, Sendable, Equatable {
+    /// Multiple-choice task files (JSONL: context, choices, answer).
+    public var tasks: [String]
+    /// Prompts for greedy generation samples.
+    public var prompts: [String]
+    public var maxNewTokens: Int
+    public var maxExamples: Int?
+    public var batchSize: Int
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case tasks, prompts, maxNewTokens = "max_new_tokens", maxExamples = "max_examples", batchSize = "batch_size"
+    }
+}
+
+extension EvaluationSection {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        tasks = try c.decodeIfPresent([String].self, forKey: .tasks) ?? []
+        prompts = try c.decodeIfPresent([String].self, forKey: .prompts) ?? []
+        maxNewTokens = try c.decodeIfPresent(Int.self, forKey: .maxNewTokens) ?? 64
+        maxExamples = try c.decodeIfPresent(Int.self, forKey: .maxExamples)
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? 8
+    }
+}
+
+// MARK: package
+
+public enum ArchiveFormat: String, SpecEnum {
+    case tarGz = "tar.gz", tarZst = "tar.zst", zip
+}
+
+public struct PackageSection: Codable, Sendable, Equatable {
+    public var archive: ArchiveFormat
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case archive }
+}
+
+extension PackageSection {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        archive = try c.decodeIfPresent(ArchiveFormat.self, forKey: .archive) ?? .tarGz
+    }
+}

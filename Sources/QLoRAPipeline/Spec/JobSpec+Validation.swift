@@ -1,0 +1,159 @@
+import Foundation
+
+/// Range and consistency checks that decoding cannot express. Every problem is reported (not just the
+/// first), each pointing at the key it concerns.
+extension JobSpec {
+    /// Throws `SpecErrors` listing every problem, or returns when the spec can run.
+    public func validate() throws {
+        let problems = self.problems()
+        if !problems.isEmpty { throw SpecErrors(problems) }
+    }
+
+    /// Input files named by the spec that do not exist, as errors at their `path` keys.
+    public func missingInputs() -> [SpecError] {
+        var out: [SpecError] = []
+        for (i, file) in (dataset?.files ?? []).enumerated() {
+            let url = resolve(file.path)
+            var isDirectory: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) || isDirectory.boolValue {
+                out.append(error("dataset.files[\(i)].path", "input file not found: \(url.path)"))
+            }
+        }
+        return out
+    }
+
+    func problems() -> [SpecError] {
+        var v = Checks(spec: self)
+        v.check(name.range(of: "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", options: .regularExpression) != nil, "name",
+                "`\(name)` must be 1-128 characters of letters, digits, `.`, `_` or `-` (it names the run directory)")
+        v.check(seed >= 0, "seed", "must be >= 0, got \(seed)")
+        if let d = dataset { v.checkDataset(d) }
+        if let t = tokenizer {
+            v.check((8...1_048_576).contains(t.maxSeqLen), "tokenizer.max_seq_len", "must be in 8...1048576, got \(t.maxSeqLen)")
+            v.check((0...1).contains(t.maxDroppedFraction), "tokenizer.max_dropped_fraction", "must be in [0, 1], got \(t.maxDroppedFraction)")
+            v.oneOf(t.chatTemplate, ["model", "chatml", "llama3", "alpaca"], "tokenizer.chat_template")
+        }
+        if let q = quantization {
+            v.check(q.blocksize >= 32 && q.blocksize <= 4096 && q.blocksize & (q.blocksize - 1) == 0,
+                    "quantization.blocksize", "must be a power of two in 32...4096, got \(q.blocksize)")
+        }
+        if let l = lora { v.checkLoRA(l) }
+        if let t = training { v.checkTraining(t) }
+        if let e = evaluation {
+            v.check(e.maxNewTokens >= 1, "evaluation.max_new_tokens", "must be >= 1, got \(e.maxNewTokens)")
+            v.check(e.batchSize >= 1, "evaluation.batch_size", "must be >= 1, got \(e.batchSize)")
+            if let m = e.maxExamples { v.check(m >= 1, "evaluation.max_examples", "must be >= 1, got \(m)") }
+        }
+        v.checkStageGraph()
+        return v.errors
+    }
+
+    func error(_ keyPath: String, _ message: String) -> SpecError {
+        let mark = JobSpec.mark(for: keyPath, in: marks)
+        return SpecError(file: sourceFile, line: mark?.line ?? 1, column: mark?.column ?? 1, keyPath: keyPath, message: message)
+    }
+
+    /// The recorded position of `keyPath`, or of its nearest recorded ancestor.
+    static func mark(for keyPath: String, in marks: [String: Mark]) -> Mark? {
+        var path = keyPath
+        while true {
+            if let m = marks[path] { return m }
+            guard let cut = path.lastIndex(where: { $0 == "." || $0 == "[" }) else { return marks[""] }
+            path = String(path[..<cut])
+        }
+    }
+}
+
+import Yams
+
+private struct Checks {
+    let spec: JobSpec
+    var errors: [SpecError] = []
+
+    init(spec: JobSpec) { self.spec = spec }
+
+    mutating func check(_ condition: Bool, _ keyPath: String, _ message: @autoclosure () -> String) {
+        if !condition { errors.append(spec.error(keyPath, message())) }
+    }
+
+    mutating func oneOf(_ value: String, _ allowed: [String], _ keyPath: String) {
+        guard !allowed.contains(value) else { return }
+        var message = "`\(value)` is not one of \(allowed.map { "`\($0)`" }.joined(separator: ", "))"
+        if let s = Suggestion.closest(to: value, in: allowed) { message += "; did you mean `\(s)`?" }
+        errors.append(spec.error(keyPath, message))
+    }
+
+    mutating func checkDataset(_ d: DatasetSection) {
+        check(!d.files.isEmpty, "dataset.files", "must list at least one file")
+        if let f = d.evalFraction { check(f >= 0 && f < 1, "dataset.eval_fraction", "must be in [0, 1), got \(f)") }
+        if let n = d.evalSize {
+            check(n >= 0, "dataset.eval_size", "must be >= 0, got \(n)")
+            check(spec.marks["dataset.eval_fraction"] == nil, "dataset.eval_size",
+                  "give either `eval_fraction` or `eval_size`, not both")
+        }
+        check((0...1).contains(d.maxRejectedFraction), "dataset.max_rejected_fraction",
+              "must be in [0, 1], got \(d.maxRejectedFraction)")
+        for (i, file) in d.files.enumerated() {
+            let base = "dataset.files[\(i)]"
+            guard let kind = RowFileKind(path: file.path) else {
+                errors.append(spec.error("\(base).path",
+                    "cannot tell the file type of `\(file.path)`: expected .jsonl, .json or .csv (optionally .gz)"))
+                continue
+            }
+            if kind == .csv && file.format == .chat {
+                errors.append(spec.error("\(base).format", "`chat` rows hold a list of messages; use JSONL or JSON, not CSV"))
+            }
+            let fields = ExampleNormalizer.schemaFields(file.format)
+            for key in file.fieldMap.keys.sorted() where !fields.contains(key) {
+                var message = "`\(key)` is not a field of the `\(file.format.rawValue)` format (fields: \(fields.joined(separator: ", ")))"
+                if let s = Suggestion.closest(to: key, in: fields) { message += "; did you mean `\(s)`?" }
+                errors.append(spec.error("\(base).field_map.\(key)", message))
+            }
+        }
+    }
+
+    mutating func checkLoRA(_ l: LoRASection) {
+        check((1...1024).contains(l.loraRank), "lora.lora_rank", "must be in 1...1024, got \(l.loraRank)")
+        check(l.loraAlpha > 0, "lora.lora_alpha", "must be > 0, got \(l.loraAlpha)")
+        check(l.loraDropout >= 0 && l.loraDropout < 1, "lora.lora_dropout", "must be in [0, 1), got \(l.loraDropout)")
+        check(!l.targetModules.isEmpty, "lora.target_modules", "must name at least one module")
+        for (i, module) in l.targetModules.enumerated() {
+            oneOf(module, LoRASection.allTargetModules, "lora.target_modules[\(i)]")
+        }
+        check(Set(l.targetModules).count == l.targetModules.count, "lora.target_modules", "lists a module twice")
+    }
+
+    mutating func checkTraining(_ t: TrainingSection) {
+        let p = "training."
+        check(t.learningRate > 0 && t.learningRate <= 1, p + "learning_rate", "must be in (0, 1], got \(t.learningRate)")
+        check(t.warmupSteps >= 0, p + "warmup_steps", "must be >= 0, got \(t.warmupSteps)")
+        if let m = t.maxSteps { check(m >= 1, p + "max_steps", "must be >= 1, got \(m)") }
+        check(t.epochs > 0, p + "epochs", "must be > 0, got \(t.epochs)")
+        check(t.batchSize >= 1, p + "batch_size", "must be >= 1, got \(t.batchSize)")
+        check(t.gradientAccumulationSteps >= 1, p + "gradient_accumulation_steps", "must be >= 1, got \(t.gradientAccumulationSteps)")
+        check(t.maxGradNorm >= 0, p + "max_grad_norm", "must be >= 0 (0 disables clipping), got \(t.maxGradNorm)")
+        check(t.weightDecay >= 0, p + "weight_decay", "must be >= 0, got \(t.weightDecay)")
+        check(t.adamBeta1 >= 0 && t.adamBeta1 < 1, p + "adam_beta1", "must be in [0, 1), got \(t.adamBeta1)")
+        check(t.adamBeta2 >= 0 && t.adamBeta2 < 1, p + "adam_beta2", "must be in [0, 1), got \(t.adamBeta2)")
+        check(t.adamEpsilon > 0, p + "adam_epsilon", "must be > 0, got \(t.adamEpsilon)")
+        check(t.saveEvery >= 1, p + "save_every", "must be >= 1, got \(t.saveEvery)")
+        check(t.keepCheckpoints >= 1, p + "keep_checkpoints", "must be >= 1, got \(t.keepCheckpoints)")
+    }
+
+    /// Sections must form a prefix-closed graph (training needs data and a model), and every stage they
+    /// enable must exist in this build.
+    mutating func checkStageGraph() {
+        let enabled = StageID.enabled(by: spec)
+        for stage in enabled {
+            for upstream in stage.upstream where !enabled.contains(upstream) {
+                errors.append(spec.error(stage.sectionKeys[0],
+                    "the \(stage.rawValue) stage needs the \(upstream.rawValue) stage: add a `\(upstream.sectionKeys[0])` section"))
+            }
+        }
+        for stage in enabled where !StageID.available.contains(stage) {
+            let keys = stage.sectionKeys.filter { spec.marks[$0] != nil }
+            errors.append(spec.error(keys.first ?? stage.sectionKeys[0],
+                "stage not available yet: `\(stage.rawValue)` (configured by `\(keys.joined(separator: "`, `"))`) is not implemented in qlora \(ToolInfo.version)"))
+        }
+    }
+}

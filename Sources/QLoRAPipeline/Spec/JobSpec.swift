@@ -1,0 +1,128 @@
+import Foundation
+import Yams
+
+/// A fine-tuning job as written by the user in YAML (snake_case keys, PEFT/torchtune vocabulary).
+///
+/// One optional section per stage; a stage runs when its section is present. Paths inside a spec
+/// resolve relative to the spec file's directory. Decoding is strict (unknown keys are errors, see
+/// `SpecDecoder`) and `validate()` range-checks every value, pointing at `file:line:column`.
+public struct JobSpec: Codable, Sendable {
+    public var name: String
+    /// Run directory; relative to the spec file. Default: `runs/<name>` under the current directory.
+    public var runDir: String?
+    /// Seed for every random draw of the run (dropout, data order, initialization).
+    public var seed: Int
+    public var dataset: DatasetSection?
+    public var tokenizer: TokenizerSection?
+    public var model: ModelSection?
+    public var quantization: QuantizationSection?
+    public var lora: LoRASection?
+    public var training: TrainingSection?
+    public var evaluation: EvaluationSection?
+    public var package: PackageSection?
+
+    /// The spec file as given on the command line (for messages) and the directory paths resolve against.
+    public var sourceFile: String = "<memory>"
+    public var baseDirectory: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    /// Position of every key, by dotted path, for errors found after decoding.
+    var marks: [String: Mark] = [:]
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, runDir = "run_dir", seed, dataset, tokenizer, model, quantization, lora, training
+        case evaluation, package
+    }
+
+    public init(name: String, seed: Int = 42, dataset: DatasetSection? = nil) {
+        self.name = name
+        self.seed = seed
+        self.dataset = dataset
+    }
+
+    /// Resolves a path written in the spec against the spec file's directory.
+    public func resolve(_ path: String) -> URL {
+        let expanded = (path as NSString).expandingTildeInPath
+        if expanded.hasPrefix("/") { return URL(fileURLWithPath: expanded).standardizedFileURL }
+        return baseDirectory.appendingPathComponent(expanded).standardizedFileURL
+    }
+
+    /// Where the run lives: `--run-dir` wins, then `run_dir` (relative to the spec), then `runs/<name>`.
+    public func runDirectory(override: String?) -> URL {
+        if let override { return URL(fileURLWithPath: override).standardizedFileURL }
+        if let runDir { return resolve(runDir) }
+        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+            .appendingPathComponent("runs").appendingPathComponent(name).standardizedFileURL
+    }
+}
+
+extension JobSpec {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        runDir = try c.decodeIfPresent(String.self, forKey: .runDir)
+        seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? 42
+        dataset = try c.decodeIfPresent(DatasetSection.self, forKey: .dataset)
+        tokenizer = try c.decodeIfPresent(TokenizerSection.self, forKey: .tokenizer)
+        model = try c.decodeIfPresent(ModelSection.self, forKey: .model)
+        quantization = try c.decodeIfPresent(QuantizationSection.self, forKey: .quantization)
+        lora = try c.decodeIfPresent(LoRASection.self, forKey: .lora)
+        training = try c.decodeIfPresent(TrainingSection.self, forKey: .training)
+        evaluation = try c.decodeIfPresent(EvaluationSection.self, forKey: .evaluation)
+        package = try c.decodeIfPresent(PackageSection.self, forKey: .package)
+    }
+
+    /// Parses and strictly decodes YAML text; `file` names the source in errors and anchors relative paths.
+    public static func parse(yaml: String, file: String) throws -> JobSpec {
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw SpecError(yamlError: error, file: file)
+        }
+        guard let node else {
+            throw SpecError(file: file, line: 1, column: 1, keyPath: "", message: "the spec is empty")
+        }
+        let decoder = SpecDecoder(file: file)
+        var spec = try decoder.decode(JobSpec.self, from: node)
+        spec.sourceFile = file
+        spec.baseDirectory = URL(fileURLWithPath: file).deletingLastPathComponent().standardizedFileURL
+        spec.marks = decoder.marks
+        return spec
+    }
+
+    /// Reads, decodes and validates a spec file. Throws `SpecError`/`SpecErrors` for anything wrong.
+    public static func load(path: String) throws -> JobSpec {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw SpecError(file: path, line: 1, column: 1, keyPath: "",
+                            message: "cannot read the spec file: \(FileManager.default.fileExists(atPath: path) ? "not valid UTF-8 or unreadable" : "no such file")")
+        }
+        let spec = try parse(yaml: text, file: path)
+        try spec.validate()
+        return spec
+    }
+
+    /// The spec as run, with every default filled in, as YAML (written to `<run>/spec.yaml`).
+    public func normalizedYAML() throws -> String {
+        try YAMLEncoder().encode(self)
+    }
+}
+
+extension SpecError {
+    init(yamlError: YamlError, file: String) {
+        switch yamlError {
+        case .scanner(let context, let problem, let mark, _),
+             .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            let prefix = context.map { "\($0.text) " } ?? ""
+            self.init(file: file, line: mark.line, column: mark.column, keyPath: "",
+                      message: "invalid YAML: \(prefix)\(problem)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            self.init(file: file, line: context.mark.line, column: context.mark.column, keyPath: "",
+                      message: "duplicate keys: \(duplicates.joined(separator: ", "))")
+        default:
+            self.init(file: file, line: 1, column: 1, keyPath: "", message: "invalid YAML: \(yamlError)")
+        }
+    }
+}

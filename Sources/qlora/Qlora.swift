@@ -1,0 +1,36 @@
+import ArgumentParser
+import Foundation
+import QLoRAPipeline
+
+struct Qlora: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qlora",
+        abstract: "QLoRA fine-tuning pipeline: ingest → tokenize → prepare → train → evaluate → package.",
+        discussion: """
+            A job spec (YAML) describes the data, model and training; `qlora run SPEC` runs its stages as \
+            resumable steps with on-disk artifacts under the run directory, skipping stages that are up to date.
+
+            Exit status: 0 success, 1 a stage failed or the run directory is in use, 2 bad spec or arguments.
+            """,
+        version: ToolInfo.version,
+        subcommands: [RunCommand.self, StatusCommand.self, ValidateCommand.self, BenchCommand.self])
+}
+
+/// Writes to standard error.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Loads and validates a spec; prints every problem and exits 2 when there are any.
+func loadSpec(_ path: String) throws -> JobSpec {
+    do {
+        return try JobSpec.load(path: path)
+    } catch let error as SpecError {
+        printError(error.description)
+    } catch let error as SpecErrors {
+        printError(error.description)
+    }
+    throw ExitCode(2)
+}
+
+func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }

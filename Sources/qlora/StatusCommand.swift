@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import QLoRAFormats
+import QLoRAPipeline
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the stages of a run directory: state, fingerprint, timings, outputs.")
+
+    @Argument(help: "The run directory (e.g. runs/tiny).")
+    var runDir: String
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    @Flag(help: "Re-hash every output and report stages whose files changed.")
+    var verify = false
+
+    func run() throws {
+        let url = URL(fileURLWithPath: runDir).standardizedFileURL
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            printError("error: \(runDir): no such run directory")
+            throw ExitCode(2)
+        }
+        let status = RunStatus.read(RunDirectory(url: url), verify: verify)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(status), as: UTF8.self))
+            return
+        }
+        print("run \(url.path)\(status.runningHolder.map { " (running: \($0))" } ?? "")")
+        let header = ["stage", "state", "fingerprint", "finished", "duration", "outputs"]
+        var rows = [header]
+        for s in status.stages {
+            rows.append([s.stage, s.state, s.fingerprint.map { String($0.prefix(12)) } ?? "-",
+                         s.finishedAt ?? "-", s.durationSeconds.map(formatDuration) ?? "-",
+                         s.outputFiles.map { "\($0) files, \(formatBytes(s.outputBytes ?? 0))" } ?? "-"])
+        }
+        let widths = (0..<header.count).map { c in rows.map { $0[c].count }.max()! }
+        for row in rows {
+            print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                .joined(separator: "  "))
+        }
+        for s in status.stages where s.detail != nil { print("\(s.stage): \(s.detail!)") }
+    }
+}
+
+func formatBytes(_ n: Int64) -> String {
+    let x = Double(n)
+    if x >= 1e9 { return String(format: "%.2f GB", x / 1e9) }
+    if x >= 1e6 { return String(format: "%.1f MB", x / 1e6) }
+    if x >= 1e3 { return String(format: "%.1f kB", x / 1e3) }
+    return "\(n) B"
+}
