@@ -36,7 +36,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "QLoRAFormatsTests", dependencies: ["QLoRAFormats"]),
-        .testTarget(name: "QLoRAPipelineTests", dependencies: ["QLoRAPipeline", "QLoRAFormats"]),
+        .testTarget(name: "QLoRAPipelineTests", dependencies: ["QLoRAPipeline", "QLoRAFormats", "CZlib"]),
         .testTarget(name: "QLoRACLITests", dependencies: ["QLoRAFormats"]),
     ]
 )

@@ -67,7 +67,9 @@ struct IngestBench: ParsableCommand {
         let ours = times.sorted()[times.count / 2]
         let mb = Double(size) / 1e6
         print("ingest benchmark: \(url.path), \(String(format: "%.1f", mb)) MB (\(notes.first ?? ""))")
-        print(row("qlora ingest (Swift, 1 thread)", ours, mb))
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        print(row("qlora ingest (Swift, 1 thread)", ours, mb) + "  peak RSS \(formatBytes(Int64(usage.ru_maxrss) * 1024))")
 
         if !noPeer {
             let script = URL(fileURLWithPath: "scripts/peer_ingest.py")

@@ -110,9 +110,19 @@ public struct Example: Sendable, Equatable {
     /// Length in Unicode scalars of all content strings (the unit of ingest's length statistics).
     public static func characterCount(_ content: Content) -> Int {
         switch content {
-        case .messages(let ms): return ms.reduce(0) { $0 + $1.content.unicodeScalars.count }
-        case .completion(let p, let c): return p.unicodeScalars.count + c.unicodeScalars.count
-        case .text(let t): return t.unicodeScalars.count
+        case .messages(let ms): return ms.reduce(0) { $0 + scalarCount($1.content) }
+        case .completion(let p, let c): return scalarCount(p) + scalarCount(c)
+        case .text(let t): return scalarCount(t)
+        }
+    }
+
+    /// Unicode scalars in `s`: the UTF-8 bytes that are not continuation bytes (`10xxxxxx`).
+    static func scalarCount(_ s: String) -> Int {
+        var s = s
+        return s.withUTF8 { bytes in
+            var n = 0
+            for b in bytes where b & 0xC0 != 0x80 { n += 1 }
+            return n
         }
     }
 }

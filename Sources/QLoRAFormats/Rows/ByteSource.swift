@@ -1,5 +1,7 @@
-// Pull-based byte sources for the streaming readers: plain files through POSIX read(2), gzip files
-// through zlib (GzipByteSource.swift), chosen by file name.
+// Pull-based byte sources for the streaming readers (plain files through POSIX read(2), gzip files
+// through zlib, bytes in memory) and ReaderError, the error type of the sources and the row readers.
+
+import CZlib
 
 #if canImport(Glibc)
 import Glibc
@@ -25,12 +27,7 @@ public final class FileByteSource: ByteSource {
     /// Opens `path` for reading; throws `ReaderError.cannotOpen` with the system's reason.
     public init(path: String) throws(ReaderError) {
         self.path = path
-        var fd: Int32
-        repeat {
-            fd = open(path, O_RDONLY | O_CLOEXEC)
-        } while fd < 0 && errno == EINTR
-        guard fd >= 0 else { throw ReaderError(path: path, kind: .cannotOpen(reason: systemMessage(errno))) }
-        self.fd = fd
+        self.fd = try openReadOnly(path)
     }
 
     deinit { close(fd) }
@@ -81,4 +78,165 @@ public struct MemoryByteSource: ByteSource, Sendable {
 /// The system's text for an errno value.
 func systemMessage(_ code: Int32) -> String {
     String(cString: strerror(code))
+}
+
+/// `open(path, O_RDONLY)`, retried on EINTR; failure is `cannotOpen` with the system's reason.
+private func openReadOnly(_ path: String) throws(ReaderError) -> Int32 {
+    while true {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd >= 0 { return fd }
+        if errno != EINTR { throw ReaderError(path: path, kind: .cannotOpen(reason: systemMessage(errno))) }
+    }
+}
+
+/// Reads the decompressed bytes of a gzip file (concatenated members included).
+///
+/// Stricter than plain `gzread`: a file that does not start with the gzip magic bytes throws
+/// `notGzip` (zlib would pass it through), and data that ends before a member's trailer throws
+/// `truncatedGzip` (zlib only records that in `gzerror` and then reports end of file). Bad deflate
+/// data or a CRC/length mismatch throws `corruptGzip` with zlib's message. Not thread-safe.
+public final class GzipByteSource: ByteSource {
+    /// The path as given.
+    public let path: String
+    private let file: gzFile
+
+    /// Size of zlib's internal input buffer; larger than its 8 KiB default to cut system calls.
+    static let zlibBufferSize: UInt32 = 256 * 1024
+
+    /// Opens `path` and checks the gzip magic bytes.
+    public init(path: String) throws(ReaderError) {
+        self.path = path
+        let fd = try openReadOnly(path)
+
+        var magic: (UInt8, UInt8) = (0, 0)
+        let got = withUnsafeMutableBytes(of: &magic) { pread(fd, $0.baseAddress, 2, 0) }
+        if got < 0 {
+            let reason = systemMessage(errno)
+            close(fd)
+            throw ReaderError(path: path, kind: .readFailed(reason: reason))
+        }
+        if got < 2 {
+            close(fd)
+            // An empty or one-byte file cannot hold a gzip header: it was cut short.
+            if got == 0 || magic.0 == 0x1F { throw ReaderError(path: path, kind: .truncatedGzip) }
+            throw ReaderError(path: path, kind: .notGzip)
+        }
+        guard magic == (0x1F, 0x8B) else {
+            close(fd)
+            throw ReaderError(path: path, kind: .notGzip)
+        }
+        guard let file = gzdopen(fd, "rb") else {
+            close(fd)
+            throw ReaderError(path: path, kind: .cannotOpen(reason: "zlib could not allocate its state"))
+        }
+        gzbuffer(file, Self.zlibBufferSize)
+        self.file = file
+    }
+
+    deinit { gzclose(file) }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        let request = UInt32(min(buffer.count, Int(Int32.max)))
+        let n = gzread(file, base, request)
+        if n > 0 { return Int(n) }
+        // 0 is either a clean end of file or a truncated stream (Z_BUF_ERROR); -1 is an error.
+        var code: Int32 = Z_OK
+        let rawMessage = gzerror(file, &code)
+        if code == Z_OK && n == 0 { return 0 }
+        throw ReaderError(path: path, kind: Self.kind(code: code, message: rawMessage.map { String(cString: $0) }))
+    }
+
+    /// Maps a zlib error code and its `gzerror` text ("<fd:N>: reason") to a ReaderError kind.
+    static func kind(code: Int32, message: String?) -> ReaderError.Kind {
+        var reason = message ?? "zlib error \(code)"
+        if reason.hasPrefix("<fd:"), let colon = reason.firstRange(of: ": ") {
+            reason = String(reason[colon.upperBound...])
+        }
+        switch code {
+        case Z_BUF_ERROR: return .truncatedGzip
+        case Z_ERRNO: return .readFailed(reason: reason)
+        default: return .corruptGzip(reason: reason)
+        }
+    }
+}
+
+/// A failure opening, reading or scanning a data file. Every error carries the path; syntax errors
+/// also carry the 1-based line. `description` reads "path:line: message" or "path: message".
+public struct ReaderError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// What went wrong.
+    public enum Kind: Equatable, Sendable {
+        /// `open` failed; `reason` is the system's message (strerror), e.g. "No such file or directory".
+        case cannotOpen(reason: String)
+        /// `read` failed; `reason` is the system's message.
+        case readFailed(reason: String)
+        /// A `.gz` file that does not start with the gzip magic bytes.
+        case notGzip
+        /// gzip data that fails to inflate or fails its CRC/length check; `reason` is zlib's message.
+        case corruptGzip(reason: String)
+        /// gzip data that ends before its end-of-stream trailer.
+        case truncatedGzip
+        /// A line, record or array element longer than the configured limit (bytes).
+        case tooLong(limit: Int)
+        /// The first non-whitespace byte of a JSON array file is not `[` (nil: the file is empty).
+        case notAnArray(found: UInt8?)
+        /// The file ended before the top-level array's closing `]`.
+        case unterminatedArray
+        /// The file ended inside a string that starts on the reported line.
+        case unterminatedString
+        /// A byte that does not fit the array syntax, e.g. a missing comma; `expected` describes what fits.
+        case unexpectedCharacter(UInt8, expected: String)
+        /// A comma directly before the closing `]`.
+        case trailingComma
+        /// Non-whitespace after the top-level array's closing `]`.
+        case trailingCharacters(UInt8)
+        /// The file ended inside a quoted CSV field that starts on the reported line.
+        case unterminatedQuotedField
+        /// A `"` inside a CSV field that did not start with a quote.
+        case quoteInUnquotedField
+        /// Something other than `,` or a line end after a quoted CSV field's closing quote.
+        case characterAfterClosingQuote(UInt8)
+        /// A record that is not well-formed UTF-8.
+        case invalidUTF8
+    }
+
+    /// The file the error is about, as given by the caller.
+    public let path: String
+    /// The 1-based line the error is about, nil for errors about the file as a whole.
+    public let line: Int?
+    public let kind: Kind
+
+    public init(path: String, line: Int? = nil, kind: Kind) {
+        self.path = path
+        self.line = line
+        self.kind = kind
+    }
+
+    /// The message without location.
+    public var message: String {
+        switch kind {
+        case .cannotOpen(let reason): return "cannot open: \(reason)"
+        case .readFailed(let reason): return "read failed: \(reason)"
+        case .notGzip: return "not gzip data (wrong magic bytes)"
+        case .corruptGzip(let reason): return "corrupt gzip data: \(reason)"
+        case .truncatedGzip: return "truncated gzip data (unexpected end of file)"
+        case .tooLong(let limit): return "a single line, record or array element exceeds \(limit) bytes"
+        case .notAnArray(let found):
+            return "top-level value is not an array (found \(found.map(describeByte) ?? "end of file"))"
+        case .unterminatedArray: return "end of file inside the top-level array"
+        case .unterminatedString: return "unterminated string"
+        case .unexpectedCharacter(let byte, let expected): return "unexpected \(describeByte(byte)), expected \(expected)"
+        case .trailingComma: return "trailing comma before ']'"
+        case .trailingCharacters(let byte): return "unexpected \(describeByte(byte)) after the top-level array"
+        case .unterminatedQuotedField: return "unterminated quoted field"
+        case .quoteInUnquotedField: return "'\"' inside an unquoted field"
+        case .characterAfterClosingQuote(let byte): return "unexpected \(describeByte(byte)) after a closing quote"
+        case .invalidUTF8: return "invalid UTF-8"
+        }
+    }
+
+    public var description: String {
+        if let line { return "\(path):\(line): \(message)" }
+        return "\(path): \(message)"
+    }
 }

@@ -102,13 +102,16 @@ public struct JSONArrayReader {
                     case UInt8(ascii: "]"):
                         if phase == .nextElement { throw fail(.trailingComma, line) }
                         phase = .afterArray
+                        i += 1
+                        continue
                     case UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: ":"):
                         throw fail(.unexpectedCharacter(c, expected: "an array element"), line)
                     case UInt8(ascii: "["), UInt8(ascii: "{"):
-                        closers = [c + 2]       // '[' + 2 == ']', '{' + 2 == '}'
+                        closers.removeAll(keepingCapacity: true)
+                        closers.append(c + 2)   // '[' + 2 == ']', '{' + 2 == '}'
                         phase = .element
                     case UInt8(ascii: "\""):
-                        closers = []
+                        closers.removeAll(keepingCapacity: true)
                         inString = true
                         stringLine = line
                         phase = .element

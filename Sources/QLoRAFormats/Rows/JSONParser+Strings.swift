@@ -88,10 +88,10 @@ extension JSONByteParser {
         var scalar = unit
         switch unit {
         case 0xD800...0xDBFF:
+            guard i < n else { throw fail(.unexpectedEnd, at: n) }
+            guard p[i] == UInt8(ascii: "\\") else { throw fail(.loneSurrogate, at: escapeStart) }
             guard i + 1 < n else { throw fail(.unexpectedEnd, at: n) }
-            guard p[i] == UInt8(ascii: "\\"), p[i + 1] == UInt8(ascii: "u") else {
-                throw fail(.loneSurrogate, at: escapeStart)
-            }
+            guard p[i + 1] == UInt8(ascii: "u") else { throw fail(.loneSurrogate, at: escapeStart) }
             let low = try hex4(at: i + 2, escapeStart: i)
             guard (0xDC00...0xDFFF).contains(low) else { throw fail(.loneSurrogate, at: escapeStart) }
             i += 6

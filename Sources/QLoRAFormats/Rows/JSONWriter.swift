@@ -2,9 +2,9 @@
 
 /// Writes compact, deterministic JSON: no whitespace, object keys in stored order, the minimal
 /// escapes (`\" \\ \n \r \t \b \f`, other bytes below 0x20 as `\u00xx` with lowercase hex), non-ASCII
-/// as raw UTF-8, `/` unescaped. Integral numbers below 2^53 in magnitude are written as integers
-/// (`-0.0` as `-0`); other numbers use the shortest representation that reads back to the same
-/// `Double`. `JSONParser.parse(JSONWriter.encode(v)) == v` for every finite value.
+/// as raw UTF-8, `/` unescaped. Integral numbers below 2^63 in magnitude are written as exact
+/// integers without a decimal point (`-0.0` as `-0`); other numbers use the shortest representation
+/// that reads back to the same `Double` (e.g. `0.1`, `1e-07`, `1e+19`). `JSONParser.parse(JSONWriter.encode(v)) == v` for every finite value.
 public enum JSONWriter {
     /// Appends the JSON text of `value` to `out`. Precondition: every number is finite.
     public static func write(_ value: JSONValue, into out: inout [UInt8]) {
@@ -54,7 +54,7 @@ public enum JSONWriter {
     /// Appends a JSON number. Precondition: `number` is finite.
     public static func writeNumber(_ number: Double, into out: inout [UInt8]) {
         precondition(number.isFinite, "JSON cannot represent \(number)")
-        if number.magnitude < 9_007_199_254_740_992, number.rounded(.towardZero) == number {
+        if number.magnitude < 9_223_372_036_854_775_808, number.rounded(.towardZero) == number {
             if number == 0 && number.sign == .minus {
                 appendASCII("-0", to: &out)
             } else {
@@ -63,8 +63,11 @@ public enum JSONWriter {
             return
         }
         // Swift's description is the shortest round-trip form, e.g. "0.1", "1e-07", "1.5e+300":
-        // always valid JSON for finite values.
-        out.append(contentsOf: number.description.utf8)
+        // always valid JSON for finite values. Integral values reach here only at 2^63 and above,
+        // printed in exponent form; a ".0" ending is dropped defensively all the same.
+        var text = number.description
+        if text.hasSuffix(".0") { text.removeLast(2) }
+        out.append(contentsOf: text.utf8)
     }
 
     /// The JSON text of `value` as bytes.

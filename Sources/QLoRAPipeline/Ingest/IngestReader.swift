@@ -75,7 +75,9 @@ enum IngestReader {
             case .invalidUTF8: reason = .invalidUTF8
             default: reason = terminated ? .invalidJSON : .truncatedLine
             }
-            try writer.reject(source: file.path, line: number, Rejection(reason, error.description), excerpt: Array(bytes))
+            // The error's line is relative to the row (a JSON array element may span lines).
+            try writer.reject(source: file.path, line: number + error.line - 1,
+                              Rejection(reason, "\(error.message) at column \(error.column)"), excerpt: Array(bytes))
             return
         }
         switch normalizer.normalize(value) {

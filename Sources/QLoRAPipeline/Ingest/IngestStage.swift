@@ -50,6 +50,8 @@ public struct IngestStage: Stage {
                 first: \(writer.firstRejections.joined(separator: "; ")); all rejections: \(kept.path)
                 """)
         }
+        // A previous failed run's evidence is obsolete now.
+        try? FileManager.default.removeItem(at: context.runDirectory.appendingPathComponent("ingest.rejected.jsonl"))
         if stats.unique == 0 { throw StageFailure("no usable examples in \(section.files.map(\.path).joined(separator: ", "))") }
 
         var notes = ["\(stats.rows) rows: \(stats.accepted) accepted, \(stats.rejected) rejected, \(stats.duplicates) duplicates removed; train \(stats.train), eval \(stats.eval)"]

@@ -83,7 +83,9 @@ public enum Pipeline {
         var rerun: Set<StageID> = []
         var failure: String?
 
-        for stage in enabled {
+        // With --only, stages downstream of (or unrelated to) the selected one are left alone.
+        let considered = enabled.filter { stage in options.only.map { $0 == stage || $0.dependsOn(stage) } ?? true }
+        for stage in considered {
             guard let impl = registry[stage] else {
                 throw PipelineArgumentError("stage \(stage.rawValue) is not available in this build")
             }

@@ -105,7 +105,24 @@ extension JobSpec {
 
     /// The spec as run, with every default filled in, as YAML (written to `<run>/spec.yaml`).
     public func normalizedYAML() throws -> String {
-        try YAMLEncoder().encode(self)
+        let yaml = try YAMLEncoder().encode(self)
+        guard let node = try Yams.compose(yaml: yaml) else { return yaml }
+        return try Yams.serialize(node: Self.plainNumbers(node))
+    }
+
+    /// Yams writes doubles in scientific notation (`3.2e+1`); people write `32.0` and `0.0002`.
+    private static func plainNumbers(_ node: Node) -> Node {
+        switch node {
+        case .scalar(let scalar):
+            guard scalar.style == .plain, scalar.string.contains("e"), let value = Double(scalar.string) else { return node }
+            return Node(value.description)
+        case .mapping(let mapping):
+            return .mapping(Node.Mapping(mapping.map { ($0.key, plainNumbers($0.value)) }))
+        case .sequence(let sequence):
+            return .sequence(Node.Sequence(sequence.map(plainNumbers)))
+        case .alias:
+            return node
+        }
     }
 }
 

@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+
+/// Runs the built `qlora` binary (next to the test bundle) and captures its output.
+struct CLI {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    static let binary: URL = {
+        let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for dir in [besideTests, besideTests.deletingLastPathComponent()] {
+            let candidate = dir.appendingPathComponent("qlora")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        for config in ["debug", "release"] {
+            let candidate = root.appendingPathComponent(".build/\(config)/qlora")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        return besideTests.appendingPathComponent("qlora")
+    }()
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var all: String { stdout + stderr }
+    }
+
+    static func run(_ arguments: [String], in directory: URL? = nil) throws -> Output {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.currentDirectoryURL = directory ?? root
+        var env = ProcessInfo.processInfo.environment
+        env["QLORA_PROGRESS_INTERVAL"] = "0"
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+func temporaryDirectory() throws -> URL {
+    let url = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("qlora-cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+@Suite(.serialized) struct CLITests {
+    @Test func helpListsEveryCommandAndExitCodes() throws {
+        let help = try CLI.run(["--help"])
+        #expect(help.status == 0)
+        for word in ["run", "status", "validate", "bench", "Exit status: 0 success, 1 a stage failed"] {
+            #expect(help.stdout.contains(word), "missing \(word)")
+        }
+        let runHelp = try CLI.run(["run", "--help"])
+        for flag in ["--run-dir", "--from", "--only", "--force", "--ci"] { #expect(runHelp.stdout.contains(flag)) }
+    }
+
+    @Test func badArgumentsExitTwo() throws {
+        #expect(try CLI.run(["run", "--bogus"]).status == 2)
+        #expect(try CLI.run(["run", "pipelines/tiny.yaml", "--from", "nowhere"]).status == 2)
+        let missing = try CLI.run(["run", "does-not-exist.yaml"])
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("does-not-exist.yaml:1:1: error: cannot read the spec file: no such file"))
+    }
+
+    @Test func everyShippedPipelineValidates() throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: CLI.root.appendingPathComponent("pipelines").path)
+            .filter { $0.hasSuffix(".yaml") }.sorted().map { "pipelines/\($0)" }
+        let result = try CLI.run(["validate"] + names)
+        #expect(result.status == 0, "\(result.all)")
+        for name in names { #expect(result.stdout.contains("\(name): ok")) }
+    }
+
+    @Test func typoInSpecExitsTwoWithLocationAndSuggestion() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let spec = dir.appendingPathComponent("typo.yaml")
+        try Data("name: typo\nlora:\n  lora_rnak: 16\n".utf8).write(to: spec)
+        for command in [["validate", spec.path], ["run", spec.path]] {
+            let result = try CLI.run(command)
+            #expect(result.status == 2)
+            #expect(result.stderr.contains("\(spec.path):3:3: error: lora.lora_rnak: unknown key `lora_rnak`; did you mean `lora_rank`?"))
+        }
+    }
+
+    @Test func tinyRunsThenSkipsEverythingAndWritesCISummary() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let runDir = dir.appendingPathComponent("tiny").path
+        let first = try CLI.run(["run", "pipelines/tiny.yaml", "--run-dir", runDir, "--ci"])
+        #expect(first.status == 0, "\(first.all)")
+        #expect(first.stdout.contains("ingest    running: not run yet"))
+        #expect(first.stdout.contains("duplicates removed"))
+        #expect(first.stdout.contains("summary: \(runDir)/summary.md"))
+        let second = try CLI.run(["run", "pipelines/tiny.yaml", "--run-dir", runDir, "--ci"])
+        #expect(second.status == 0)
+        #expect(second.stdout.contains("ingest    skipped: up to date"))
+        #expect(second.stdout.contains("everything up to date"))
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runDir + "/summary.json"))) as! [String: Any]
+        #expect(summary["status"] as? String == "succeeded")
+        let md = try String(contentsOfFile: runDir + "/summary.md", encoding: .utf8)
+        #expect(md.contains("| ingest | skipped |"))
+
+        let status = try CLI.run(["status", runDir, "--json", "--verify"])
+        #expect(status.status == 0)
+        let json = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as! [String: Any]
+        let stages = json["stages"] as! [[String: Any]]
+        #expect(stages.map { $0["state"] as! String } == ["complete"])
+        let table = try CLI.run(["status", runDir])
+        #expect(table.stdout.contains("ingest  complete"))
+    }
+
+    @Test func stageFailureExitsOneNamingStageAndCause() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data("{\"text\":\"fine\"}\n{\"text\":17}\n".utf8).write(to: dir.appendingPathComponent("d.jsonl"))
+        try Data("name: f\ndataset:\n  files: [{path: d.jsonl, format: text}]\n".utf8).write(to: dir.appendingPathComponent("f.yaml"))
+        let result = try CLI.run(["run", "f.yaml", "--ci"], in: dir)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("error: stage ingest failed: rejected 1 of 2 rows"))
+        #expect(result.stderr.contains("d.jsonl:2 wrong_type"))
+    }
+
+    @Test func missingDatasetFileExitsTwoNamingThePath() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data("name: m\ndataset:\n  files:\n    - {path: nope.jsonl, format: text}\n".utf8).write(to: dir.appendingPathComponent("m.yaml"))
+        let result = try CLI.run(["run", "m.yaml"], in: dir)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("m.yaml:4:8: error: dataset.files[0].path: input file not found: \(dir.path)/nope.jsonl"))
+    }
+}
