@@ -2,8 +2,9 @@
 import PackageDescription
 
 // Module graph (dependencies point down only), see ../shared/DESIGN.md §2:
-//   qlora (CLI) ─► QLoRAPipeline ─► QLoRAFormats ─► QLoRACore
-// Later stages add QLoRATokenizer, QLoRAModel, QLoRACPU, QLoRACUDA, QLoRATraining.
+//   qlora (CLI) ─► QLoRAPipeline ─┬─► QLoRATokenizer ─► QLoRAFormats ─► QLoRACore
+//                                 └─► QLoRAFormats
+// Later stages add QLoRAModel, QLoRACPU, QLoRACUDA, QLoRATraining.
 let package = Package(
     name: "qlora",
     platforms: [.macOS(.v14)],
@@ -24,18 +25,21 @@ let package = Package(
             "QLoRACore", "CZlib",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        .target(name: "QLoRATokenizer", dependencies: ["QLoRACore", "QLoRAFormats"]),
         .target(name: "QLoRAPipeline", dependencies: [
-            "QLoRACore", "QLoRAFormats",
+            "QLoRACore", "QLoRAFormats", "QLoRATokenizer",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "qlora", dependencies: [
-            "QLoRAPipeline", "QLoRAFormats", "QLoRACore",
+            "QLoRAPipeline", "QLoRAFormats", "QLoRACore", "QLoRATokenizer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "QLoRAFormatsTests", dependencies: ["QLoRAFormats"]),
+        .testTarget(name: "QLoRATokenizerTests", dependencies: ["QLoRATokenizer", "QLoRAFormats"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "QLoRAPipelineTests", dependencies: ["QLoRAPipeline", "QLoRAFormats", "CZlib"]),
         .testTarget(name: "QLoRACLITests", dependencies: ["QLoRAFormats"]),
     ]

@@ -13,7 +13,9 @@ struct Qlora: ParsableCommand {
             Exit status: 0 success, 1 a stage failed or the run directory is in use, 2 bad spec or arguments.
             """,
         version: ToolInfo.version,
-        subcommands: [RunCommand.self, StatusCommand.self, ValidateCommand.self, BenchCommand.self])
+        subcommands: [RunCommand.self, StatusCommand.self, ValidateCommand.self, EncodeCommand.self, DecodeCommand.self,
+                      ChatTemplateCommand.self,
+                      BenchCommand.self])
 }
 
 /// Writes to standard error.

@@ -87,19 +87,31 @@ struct ByteSourceTests {
         }
     }
 
-    @Test func truncatedGzipFailsLineReaderToo() throws {
+    @Test func truncatedGzipFailsLineReaderAtTheLineBeingRead() throws {
         try RowsFixture.withTemporaryDirectory { dir in
             let full = dir + "/full.jsonl.gz"
             try RowsFixture.writeGzip(full, sampleBytes(count: 200_000))
             let compressed = try RowsFixture.readFile(full)
             let path = dir + "/cut.jsonl.gz"
             try RowsFixture.writeFile(path, Array(compressed[0..<(compressed.count - 4)]))
-            let reader = try LineReader(path: path)
+            let cutMidway = dir + "/cut-midway.jsonl.gz"
+            try RowsFixture.writeFile(cutMidway, Array(compressed[0..<(compressed.count / 2)]))
+            let midwayReader = try LineReader(path: cutMidway, bufferSize: 4096)
+            var delivered = 0
+            let midwayError = #expect(throws: ReaderError.self) {
+                try midwayReader.forEachLine { _, _, _ in delivered += 1 }
+            }
+            #expect(delivered > 0)
+            #expect(midwayError == ReaderError(path: cutMidway, line: delivered + 1, kind: .truncatedGzip))
+            let reader = try LineReader(path: path, bufferSize: 4096)
             var lines = 0
-            #expect(throws: ReaderError(path: path, kind: .truncatedGzip)) {
+            let error = #expect(throws: ReaderError.self) {
                 try reader.forEachLine { _, _, _ in lines += 1 }
             }
-            #expect(lines > 0)
+            // Every line decompressed (only the length field is missing); the error names the next line.
+            #expect(lines == String(decoding: sampleBytes(count: 200_000), as: UTF8.self).split(separator: "\n").count)
+            #expect(error == ReaderError(path: path, line: lines + 1, kind: .truncatedGzip))
+            #expect(error?.description == "\(path):\(lines + 1): truncated gzip data (unexpected end of file)")
         }
     }
 

@@ -9,6 +9,11 @@ struct JSONWriterTests {
         #expect(value.description == JSONWriter.string(value))
     }
 
+    @Test func descriptionShowsNonFiniteNumbersWithoutFailing() {
+        let value: JSONValue = [.number(.nan), .number(-.infinity), 1]
+        #expect(value.description == "[nan,-inf,1]")
+    }
+
     @Test func escapesOnlyWhatJSONRequires() {
         var out: [UInt8] = []
         JSONWriter.writeString("q\"b\\s/n\nr\rt\tb\u{8}f\u{C} \u{0}\u{1}\u{1F}\u{7F} é€😀", into: &out)

@@ -90,10 +90,10 @@ import Testing
     }
 
     @Test func unavailableStageIsReportedNotIgnored() throws {
-        let spec = try JobSpec.parse(yaml: "name: x\ndataset:\n  files: [{path: a.jsonl, format: text}]\ntokenizer:\n  max_seq_len: 64\n", file: "s.yaml")
+        let spec = try JobSpec.parse(yaml: "name: x\ndataset:\n  files: [{path: a.jsonl, format: text}]\nquantization:\n  blocksize: 64\n", file: "s.yaml")
         let problems = spec.problems()
         #expect(problems.count == 1)
-        #expect(problems.first?.message.hasPrefix("stage not available yet: `tokenize`") == true)
+        #expect(problems.first?.message.hasPrefix("stage not available yet: `prepare`") == true)
         #expect(problems.first?.line == 4)
     }
 

@@ -46,7 +46,8 @@ public struct CSVReader {
     }
 
     /// Calls `body(fields, lineNumber)` for each record, `lineNumber` being the line where the
-    /// record starts. Reads the file once; errors from the source or `body` propagate unchanged.
+    /// record starts. Reads the file once. Errors from `body` propagate unchanged; a `ReaderError`
+    /// from the source (truncated gzip, say) gains the line of the record being read.
     public func forEachRecord(_ body: (_ fields: [String], _ lineNumber: Int) throws -> Void) throws {
         let input = self.input
         precondition(!input.started, "CSVReader.forEachRecord reads the file once")

@@ -41,7 +41,8 @@ public struct JSONArrayReader {
     /// Calls `body(element, lineNumber)` for each element in order, with the element's bytes (valid
     /// only during the call; leading/trailing whitespace excluded) and the line where it starts.
     /// A JSON parse error at `err.line` within the element is at file line `lineNumber + err.line - 1`.
-    /// Reads the file once; errors from the source or `body` propagate unchanged.
+    /// Reads the file once. Errors from `body` propagate unchanged; a `ReaderError` from the source
+    /// (truncated gzip, say) gains the line being read.
     public func forEachElement(
         _ body: (_ element: UnsafeRawBufferPointer, _ lineNumber: Int) throws -> Void
     ) throws {

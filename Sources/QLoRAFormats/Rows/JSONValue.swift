@@ -154,6 +154,7 @@ extension JSONObject: ExpressibleByDictionaryLiteral {
 }
 
 extension JSONValue: CustomStringConvertible {
-    /// Compact JSON text (see `JSONWriter`).
-    public var description: String { JSONWriter.string(self) }
+    /// Compact JSON text (see `JSONWriter`); a non-finite number, which JSON cannot hold, shows as
+    /// `nan` or `inf` here rather than failing.
+    public var description: String { JSONWriter.debugString(self) }
 }

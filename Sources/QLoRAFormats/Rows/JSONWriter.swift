@@ -8,35 +8,49 @@
 public enum JSONWriter {
     /// Appends the JSON text of `value` to `out`. Precondition: every number is finite.
     public static func write(_ value: JSONValue, into out: inout [UInt8]) {
+        append(value, to: &out, lenient: false)
+    }
+
+    /// Appends the JSON text of `object` to `out`. Precondition: every number is finite.
+    public static func write(_ object: JSONObject, into out: inout [UInt8]) {
+        append(object, to: &out, lenient: false)
+    }
+
+    /// `lenient` writes non-finite numbers as `nan`/`inf` (not JSON) instead of stopping: for
+    /// `description`, which must not crash on a hand-built value.
+    private static func append(_ value: JSONValue, to out: inout [UInt8], lenient: Bool) {
         switch value {
         case .null:
             appendASCII("null", to: &out)
         case .bool(let b):
             appendASCII(b ? "true" : "false", to: &out)
         case .number(let d):
-            writeNumber(d, into: &out)
+            if lenient && !d.isFinite {
+                out.append(contentsOf: d.description.utf8)
+            } else {
+                writeNumber(d, into: &out)
+            }
         case .string(let s):
             writeString(s, into: &out)
         case .array(let elements):
             out.append(UInt8(ascii: "["))
             for (k, element) in elements.enumerated() {
                 if k > 0 { out.append(UInt8(ascii: ",")) }
-                write(element, into: &out)
+                append(element, to: &out, lenient: lenient)
             }
             out.append(UInt8(ascii: "]"))
         case .object(let object):
-            write(object, into: &out)
+            append(object, to: &out, lenient: lenient)
         }
     }
 
-    /// Appends the JSON text of `object` to `out`. Precondition: every number is finite.
-    public static func write(_ object: JSONObject, into out: inout [UInt8]) {
+    private static func append(_ object: JSONObject, to out: inout [UInt8], lenient: Bool) {
         out.append(UInt8(ascii: "{"))
         for (k, pair) in object.pairs.enumerated() {
             if k > 0 { out.append(UInt8(ascii: ",")) }
             writeString(pair.key, into: &out)
             out.append(UInt8(ascii: ":"))
-            write(pair.value, into: &out)
+            append(pair.value, to: &out, lenient: lenient)
         }
         out.append(UInt8(ascii: "}"))
     }
@@ -82,11 +96,35 @@ public enum JSONWriter {
         String(decoding: encode(value), as: UTF8.self)
     }
 
+    /// Like `string`, but non-finite numbers appear as `nan`/`inf` instead of failing the precondition.
+    static func debugString(_ value: JSONValue) -> String {
+        var out: [UInt8] = []
+        append(value, to: &out, lenient: true)
+        return String(decoding: out, as: UTF8.self)
+    }
+
     private static func appendEscaped(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        guard let p = bytes.baseAddress else { return }
+        let n = bytes.count
         var runStart = 0
-        for k in 0..<bytes.count {
-            let c = bytes[k]
-            guard c < 0x20 || c == 0x22 || c == 0x5C else { continue }
+        var k = 0
+        while true {
+            // Skip eight bytes at a time while none needs escaping.
+            while k + 8 <= n {
+                let w = SWAR.load(p + k)
+                let hits = SWAR.hasLess(w, 0x20) | SWAR.has(w, 0x22) | SWAR.has(w, 0x5C)
+                if hits != 0 {
+                    k += hits.trailingZeroBitCount >> 3
+                    break
+                }
+                k += 8
+            }
+            guard k < n else { break }
+            let c = p[k]
+            guard c < 0x20 || c == 0x22 || c == 0x5C else {
+                k += 1
+                continue
+            }
             if k > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<k])) }
             runStart = k + 1
             out.append(UInt8(ascii: "\\"))
@@ -100,11 +138,15 @@ public enum JSONWriter {
             case 0x0C: out.append(UInt8(ascii: "f"))
             default:
                 let hex: StaticString = "0123456789abcdef"
-                out.append(contentsOf: [UInt8(ascii: "u"), 0x30, 0x30,
-                                        hex.utf8Start[Int(c >> 4)], hex.utf8Start[Int(c & 0xF)]])
+                out.append(UInt8(ascii: "u"))
+                out.append(0x30)
+                out.append(0x30)
+                out.append(hex.utf8Start[Int(c >> 4)])
+                out.append(hex.utf8Start[Int(c & 0xF)])
             }
+            k += 1
         }
-        if bytes.count > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...])) }
+        if n > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...])) }
     }
 
     private static func appendASCII(_ text: StaticString, to out: inout [UInt8]) {

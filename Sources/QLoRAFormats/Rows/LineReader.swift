@@ -56,7 +56,8 @@ public struct LineReader {
     public var lineNumber: Int { state.lineNumber }
 
     /// Calls `body(line, lineNumber, terminated)` for each line in order. `line` is valid only during
-    /// the call. Errors from the source or from `body` stop reading and propagate unchanged; a line
+    /// the call. Errors from `body` stop reading and propagate unchanged; so do the source's, except
+    /// that a `ReaderError` (truncated gzip, say) gains the number of the line being read. A line
     /// longer than `maxLineLength` throws `ReaderError.tooLong`.
     public func forEachLine(
         _ body: (_ line: UnsafeRawBufferPointer, _ lineNumber: Int, _ terminated: Bool) throws -> Void
@@ -145,7 +146,8 @@ final class InputBuffer {
 
     /// Discards `base[0..<keepFrom]`, moving the rest to the front, then reads once from the source.
     /// Returns `keepFrom`: callers subtract it from every index they hold. Sets `isAtEOF` when the
-    /// source is exhausted. Throws `tooLong` (at `line`) when more than `maxRetained` bytes are kept.
+    /// source is exhausted. Throws `tooLong` (at `line`) when more than `maxRetained` bytes are kept;
+    /// a `ReaderError` from the source without a line gets `line`, other errors pass unchanged.
     func refill(keepingFrom keepFrom: Int, line: Int) throws -> Int {
         precondition(!isAtEOF && keepFrom >= 0 && keepFrom <= count)
         if keepFrom > 0 {
@@ -156,7 +158,13 @@ final class InputBuffer {
             throw ReaderError(path: path, line: line, kind: .tooLong(limit: maxRetained))
         }
         if count == capacity { grow(to: capacity * 2) }
-        let n = try source.read(into: UnsafeMutableRawBufferPointer(start: base + count, count: capacity - count))
+        let n: Int
+        do {
+            n = try source.read(into: UnsafeMutableRawBufferPointer(start: base + count, count: capacity - count))
+        } catch let error as ReaderError where error.line == nil {
+            // A source failing mid-file (say truncated gzip) is reported at the line being read.
+            throw ReaderError(path: error.path, line: line, kind: error.kind)
+        }
         precondition(n >= 0 && n <= capacity - count, "ByteSource returned an invalid count")
         if n == 0 {
             isAtEOF = true

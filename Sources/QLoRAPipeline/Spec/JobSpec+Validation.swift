@@ -19,6 +19,14 @@ extension JobSpec {
                 out.append(error("dataset.files[\(i)].path", "input file not found: \(url.path)"))
             }
         }
+        if let t = tokenizer {
+            if let source = tokenizerSource {
+                let key = t.path != nil ? "tokenizer.path" : "model.path"
+                if !FileManager.default.fileExists(atPath: resolve(source).path) {
+                    out.append(error(key, "tokenizer not found: \(resolve(source).path)"))
+                }
+            }
+        }
         return out
     }
 
@@ -32,6 +40,7 @@ extension JobSpec {
             v.check((8...1_048_576).contains(t.maxSeqLen), "tokenizer.max_seq_len", "must be in 8...1048576, got \(t.maxSeqLen)")
             v.check((0...1).contains(t.maxDroppedFraction), "tokenizer.max_dropped_fraction", "must be in [0, 1], got \(t.maxDroppedFraction)")
             v.oneOf(t.chatTemplate, ["model", "chatml", "llama3", "alpaca"], "tokenizer.chat_template")
+            v.check(t.path != nil || model != nil, "tokenizer", "give `tokenizer.path` (a tokenizer.json, model directory or .gguf) or a `model` section")
         }
         if let q = quantization {
             v.check(q.blocksize >= 32 && q.blocksize <= 4096 && q.blocksize & (q.blocksize - 1) == 0,
