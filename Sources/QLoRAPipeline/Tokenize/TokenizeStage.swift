@@ -11,7 +11,8 @@ import QLoRATokenizer
 ///   length histogram, the worst over-long example;
 /// - `parity.json`: one eval example rendered the way inference will (generation prompt) and whether the
 ///   training tokens start with exactly those ids;
-/// - `chat_template.jinja`: the template used (for packaging).
+/// - `chat_template.jinja`: the template used (for packaging);
+/// - `train.order` (with `group_by_length`): the training order, u32 little-endian sequence indices.
 ///
 /// Per example: chat-like examples are rendered with the chat template and split into prompt/response
 /// parts (`ChatFormatter`); completion examples are prompt (masked) + completion (trained); text examples
@@ -28,8 +29,11 @@ public struct TokenizeStage: Stage {
         struct Config: Encodable {
             var tokenizer: TokenizerSection?
             var tokenizerSource: String?
+            var seed: Int?
         }
-        return try canonicalJSON(Config(tokenizer: spec.tokenizer, tokenizerSource: spec.tokenizerSource))
+        // The seed matters only for the length-grouped order.
+        return try canonicalJSON(Config(tokenizer: spec.tokenizer, tokenizerSource: spec.tokenizerSource,
+                                        seed: spec.tokenizer?.groupByLength == true ? spec.seed : nil))
     }
 
     public func inputFiles(of spec: JobSpec) -> [URL] {
@@ -86,6 +90,12 @@ public struct TokenizeStage: Stage {
             let sequences = section.pack ? Packer.pack(kept, maxLength: section.maxSeqLen)
                 : kept.map { TokenFile.Sequence(ids: $0.ids, labels: $0.labels) }
             if split == "train" { stats.trainSequences = sequences.count } else { stats.evalSequences = sequences.count }
+            if split == "train" && section.groupByLength {
+                let order = LengthGrouping.order(lengths: sequences.map(\.ids.count), seed: UInt64(context.spec.seed))
+                var bytes = Data(capacity: 4 * order.count)
+                for i in order { withUnsafeBytes(of: UInt32(i).littleEndian) { bytes.append(contentsOf: $0) } }
+                try AtomicFile.write(bytes, to: context.output.appendingPathComponent("train.order"))
+            }
             try TokenFile.write(sequences, packed: section.pack, vocabularySize: tokenizer.vocabularySize,
                                 to: context.output.appendingPathComponent("\(split).tokens"))
         }

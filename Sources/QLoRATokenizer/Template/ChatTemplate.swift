@@ -33,8 +33,7 @@ public struct ChatTemplate: Sendable {
     public init(_ source: String, name: String = "chat_template") throws(TemplateError) {
         self.source = source
         self.name = name
-        let parsed = try TemplateParser.parse(source, name: name)
-        self.program = TemplateProgram(body: parsed.body, macros: parsed.macros)
+        self.program = try TemplateParser.parse(source, name: name)
     }
 
     /// Renders with the given top-level variables.

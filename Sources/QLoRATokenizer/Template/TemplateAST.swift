@@ -11,7 +11,8 @@ struct TemplateExpr: Sendable {
 
     indirect enum Kind: Sendable {
         case literal(TemplateValue)
-        case name(String)
+        /// A variable, by its index in `TemplateProgram.names`.
+        case name(Int)
         case list([TemplateExpr])
         case tuple([TemplateExpr])
         case dict([(key: TemplateExpr, value: TemplateExpr)])
@@ -22,8 +23,8 @@ struct TemplateExpr: Sendable {
         /// `a[start:stop:step]`.
         case slice(TemplateExpr, start: TemplateExpr?, stop: TemplateExpr?, step: TemplateExpr?)
         case call(TemplateExpr, TemplateArgs)
-        case filter(TemplateExpr, String, TemplateArgs)
-        case test(TemplateExpr, String, TemplateArgs)
+        case filter(TemplateExpr, TemplateFilter, TemplateArgs)
+        case test(TemplateExpr, TemplateTest, TemplateArgs)
         case not(TemplateExpr)
         case negate(TemplateExpr)
         case plus(TemplateExpr)
@@ -66,14 +67,15 @@ enum TemplateCompareOp: String, Sendable {
 
 /// The left-hand side of `set`, `for` and `with`.
 indirect enum TemplateTarget: Sendable {
-    case name(String)
+    /// A variable, by its index in `TemplateProgram.names`.
+    case name(Int)
     case tuple([TemplateTarget])
-    /// `ns.attr` (only in `set`).
-    case namespaceAttr(String, String)
+    /// `ns.attr` (only in `set`): the namespace variable's index and the attribute.
+    case namespaceAttr(Int, String)
 }
 
 struct TemplateFilterCall: Sendable {
-    let name: String
+    let filter: TemplateFilter
     let args: TemplateArgs
     let line: Int
 }
@@ -89,7 +91,8 @@ struct TemplateForLoop: Sendable {
 
 struct TemplateMacro: Sendable {
     let name: String
-    let params: [(name: String, defaultValue: TemplateExpr?)]
+    let nameID: Int
+    let params: [(name: String, id: Int, defaultValue: TemplateExpr?)]
     let body: [TemplateStmt]
     let line: Int
 }
@@ -116,4 +119,40 @@ indirect enum TemplateStmt: Sendable {
     case with([(TemplateTarget, TemplateExpr)], [TemplateStmt])
     /// A body rendered in its own scope, like jinja2's call blocks (transformers' `{% generation %}`).
     case scoped([TemplateStmt])
+}
+
+/// Filters, resolved at parse time (aliases map to one case).
+enum TemplateFilter: String, Sendable, CaseIterable {
+    case abs, attr, capitalize, center, dictsort, escape, first, float, format, indent, int, items, join, last
+    case length, list, lower, map, max, min, reject, rejectattr, replace, reverse, round, safe, select
+    case selectattr, sort, string, sum, title, tojson, trim, unique, upper, wordcount
+    case `default`
+
+    init?(name: String) {
+        switch name {
+        case "d": self = .default
+        case "count": self = .length
+        case "e", "forceescape": self = .escape
+        default: self.init(rawValue: name)
+        }
+    }
+}
+
+/// Tests (`x is name`), resolved at parse time (aliases map to one case).
+enum TemplateTest: String, Sendable, CaseIterable {
+    case defined, undefined, none, boolean, integer, float, number, string, mapping, iterable, sequence
+    case callable, escaped, odd, even, divisibleby, lower, upper, sameas, eq, ne, lt, le, gt, ge, filter, test
+    case `true`, `false`, `in`
+
+    init?(name: String) {
+        switch name {
+        case "equalto", "==": self = .eq
+        case "!=": self = .ne
+        case "lessthan", "<": self = .lt
+        case "<=": self = .le
+        case "greaterthan", ">": self = .gt
+        case ">=": self = .ge
+        default: self.init(rawValue: name)
+        }
+    }
 }

@@ -6,20 +6,6 @@
 import Foundation
 
 enum TemplateBuiltins {
-    static let filterNames: Set<String> = [
-        "abs", "attr", "capitalize", "center", "count", "d", "default", "dictsort", "e", "escape", "first",
-        "float", "forceescape", "format", "indent", "int", "items", "join", "last", "length", "list", "lower",
-        "map", "max", "min", "reject", "rejectattr", "replace", "reverse", "round", "safe", "select",
-        "selectattr", "sort", "string", "sum", "title", "tojson", "trim", "unique", "upper", "wordcount",
-    ]
-
-    static let testNames: Set<String> = [
-        "!=", "<", "<=", "==", ">", ">=", "boolean", "callable", "defined", "divisibleby", "eq", "equalto",
-        "escaped", "even", "false", "filter", "float", "ge", "greaterthan", "gt", "in", "integer", "iterable",
-        "le", "lessthan", "lower", "lt", "mapping", "ne", "none", "number", "odd", "sameas", "sequence",
-        "string", "test", "true", "undefined", "upper",
-    ]
-
     static let globalFunctions: Set<String> = ["range", "namespace", "dict", "raise_exception", "strftime_now"]
 
     static let stringMethods: Set<String> = [
@@ -68,13 +54,19 @@ enum PyString {
         case let other?: throw RenderFailure("strip arg must be None or str, not \(Py.typeName(other))")
         }
         let remove: (Unicode.Scalar) -> Bool = { c in set.map { $0.contains(c) } ?? isSpace(c) }
-        let scalars = Array(s.unicodeScalars)
-        var a = 0
-        var b = scalars.count
-        if left { while a < b, remove(scalars[a]) { a += 1 } }
-        if right { while b > a, remove(scalars[b - 1]) { b -= 1 } }
-        if a == 0 && b == scalars.count { return s }
-        return Py.string(scalars[a..<b])
+        let scalars = s.unicodeScalars
+        var a = scalars.startIndex
+        var b = scalars.endIndex
+        if left { while a < b, remove(scalars[a]) { a = scalars.index(after: a) } }
+        if right {
+            while b > a {
+                let p = scalars.index(before: b)
+                if !remove(scalars[p]) { break }
+                b = p
+            }
+        }
+        if a == scalars.startIndex && b == scalars.endIndex { return s }
+        return String(scalars[a..<b])
     }
 
     static func split(_ s: String, _ sep: TemplateValue?, _ maxsplit: TemplateValue?, fromRight: Bool)
@@ -396,25 +388,26 @@ extension TemplateRenderer {
         return order.map { keyed[$0].value }
     }
 
-    mutating func applyFilter(_ name: String, _ value: TemplateValue, _ args: TemplateCallArgs,
+    mutating func applyFilter(_ filter: TemplateFilter, _ value: TemplateValue, _ args: TemplateCallArgs,
         valueExpr: TemplateExpr?) throws(RenderFailure) -> TemplateValue
     {
-        switch name {
-        case "abs":
+        let name = filter.rawValue
+        switch filter {
+        case .abs:
             _ = try args.bind([], name)
             switch Py.number(value) {
             case .int(let i)?: return .int(Swift.abs(i))
             case .double(let d)?: return .double(Swift.abs(d))
             case nil: throw RenderFailure("bad operand type for abs(): '\(Py.typeName(value))'")
             }
-        case "attr":
+        case .attr:
             let a = try args.bind(["name"], name)
-            if value.isUndefined { throw Self.undefinedError(valueExpr) }
+            if value.isUndefined { throw undefinedError(valueExpr) }
             return try getattr(value, try requireString(a[0], "attribute name"), valueExpr)
-        case "capitalize":
+        case .capitalize:
             _ = try args.bind([], name)
             return .string(PyString.capitalize(Py.str(value)))
-        case "center":
+        case .center:
             let a = try args.bind(["width"], name)
             let width = try a[0].map { (v) throws(RenderFailure) in try requireInt(v, "width") } ?? 80
             let s = Py.str(value)
@@ -423,15 +416,15 @@ extension TemplateRenderer {
             let total = width - n
             let left = total / 2 + (total & width & 1)
             return .string(String(repeating: " ", count: left) + s + String(repeating: " ", count: total - left))
-        case "count", "length":
+        case .length:
             _ = try args.bind([], name)
             return .int(try length(value))
-        case "d", "default":
+        case .`default`:
             let a = try args.bind(["default_value", "boolean"], name)
             let boolean = a[1].map(Py.truthy) ?? false
             if value.isUndefined || (boolean && !Py.truthy(value)) { return a[0] ?? .string("") }
             return value
-        case "dictsort":
+        case .dictsort:
             let a = try args.bind(["case_sensitive", "by", "reverse"], name)
             guard case .dictionary(let d) = value else {
                 throw RenderFailure("dictsort filter requires a mapping, got \(Py.typeName(value))")
@@ -446,18 +439,18 @@ extension TemplateRenderer {
                         guard case .array(let kv) = p else { return p }
                         return ignoreCase(kv[byValue ? 1 : 0], caseSensitive)
                     }, reverse: a[2].map(Py.truthy) ?? false))
-        case "e", "escape", "forceescape":
+        case .escape:
             _ = try args.bind([], name)
             return .string(PyString.htmlEscape(Py.str(value)))
-        case "first":
+        case .first:
             _ = try args.bind([], name)
             if case .undefined = value { return .undefined }
             return try items(value).first ?? .undefined
-        case "last":
+        case .last:
             _ = try args.bind([], name)
             if case .undefined = value { return .undefined }
             return try items(value).last ?? .undefined
-        case "float":
+        case .float:
             let a = try args.bind(["default"], name)
             let dflt = a[0] ?? .double(0)
             switch value {
@@ -476,9 +469,9 @@ extension TemplateRenderer {
                 return dflt
             default: return dflt
             }
-        case "format":
+        case .format:
             return .string(try Py.percentFormat(Py.str(value), args.keywords.isEmpty ? .array(args.positional) : .dictionary(TemplateDictionary(args.keywords.map { ($0.name, $0.value) }))))
-        case "indent":
+        case .indent:
             let a = try args.bind(["width", "first", "blank"], name)
             var indention = "    "
             if let w = a[0] {
@@ -499,7 +492,7 @@ extension TemplateRenderer {
             }
             if first { rv = indention + rv }
             return .string(rv)
-        case "int":
+        case .int:
             let a = try args.bind(["default", "base"], name)
             let dflt = a[0] ?? .int(0)
             let base = try a[1].map { (v) throws(RenderFailure) in try requireInt(v, "base") } ?? 10
@@ -535,14 +528,14 @@ extension TemplateRenderer {
             default:
                 return dflt
             }
-        case "items":
+        case .items:
             _ = try args.bind([], name)
             switch value {
             case .undefined: return .array([])
             case .dictionary(let d): return .array(d.pairs.map { .array([.string($0.key), $0.value]) })
             default: throw RenderFailure("Can only get item pairs from a mapping.")
             }
-        case "join":
+        case .join:
             let a = try args.bind(["d", "attribute"], name)
             let separator = a[0].map { Py.str($0) } ?? ""
             var parts: [String] = []
@@ -551,16 +544,16 @@ extension TemplateRenderer {
                 parts.append(Py.str(v))
             }
             return .string(parts.joined(separator: separator))
-        case "list":
+        case .list:
             _ = try args.bind([], name)
             return .array(try items(value))
-        case "lower":
+        case .lower:
             _ = try args.bind([], name)
             return .string(Py.str(value).lowercased())
-        case "upper":
+        case .upper:
             _ = try args.bind([], name)
             return .string(Py.str(value).uppercased())
-        case "map":
+        case .map:
             let seq = try items(value)
             if args.positional.isEmpty {
                 var attribute: TemplateValue?
@@ -578,14 +571,14 @@ extension TemplateRenderer {
                 return .array(out)
             }
             let filterName = try requireString(args.positional[0], "map filter name")
-            guard TemplateBuiltins.filterNames.contains(filterName) else {
+            guard let mapped = TemplateFilter(name: filterName) else {
                 throw RenderFailure("No filter named '\(filterName)'.")
             }
             let rest = TemplateCallArgs(positional: Array(args.positional.dropFirst()), keywords: args.keywords)
             var out: [TemplateValue] = []
-            for item in seq { out.append(try applyFilter(filterName, item, rest, valueExpr: nil)) }
+            for item in seq { out.append(try applyFilter(mapped, item, rest, valueExpr: nil)) }
             return .array(out)
-        case "max", "min":
+        case .max, .min:
             let a = try args.bind(["case_sensitive", "attribute"], name)
             let seq = try items(value)
             guard !seq.isEmpty else { return .undefined }
@@ -596,7 +589,7 @@ extension TemplateRenderer {
                     ignoreCase(try a[1].map { (attr) throws(RenderFailure) in try attrGetter(v, attr) } ?? v, caseSensitive)
                 }, reverse: false)
             return name == "min" ? s.first! : s.last!
-        case "select", "reject", "selectattr", "rejectattr":
+        case .select, .reject, .selectattr, .rejectattr:
             let byAttribute = name.hasSuffix("attr")
             var rest = args.positional
             var attribute: TemplateValue?
@@ -604,33 +597,34 @@ extension TemplateRenderer {
                 guard !rest.isEmpty else { throw RenderFailure("\(name) requires an attribute name") }
                 attribute = rest.removeFirst()
             }
-            var testName: String?
+            var test: TemplateTest?
             if !rest.isEmpty {
-                testName = try requireString(rest.removeFirst(), "test name")
-                guard TemplateBuiltins.testNames.contains(testName!) else {
-                    throw RenderFailure("No test named '\(testName!)'.")
+                let testName = try requireString(rest.removeFirst(), "test name")
+                guard let resolved = TemplateTest(name: testName) else {
+                    throw RenderFailure("No test named '\(testName)'.")
                 }
+                test = resolved
             }
             let testArgs = TemplateCallArgs(positional: rest, keywords: args.keywords)
             let keep = name.hasPrefix("select")
             var out: [TemplateValue] = []
             for item in try items(value) {
                 let subject = try attribute.map { (attr) throws(RenderFailure) in try attrGetter(item, attr) } ?? item
-                let passed = try testName.map { (t) throws(RenderFailure) in try applyTest(t, subject, testArgs, valueExpr: nil) }
+                let passed = try test.map { (t) throws(RenderFailure) in try applyTest(t, subject, testArgs, valueExpr: nil) }
                     ?? Py.truthy(subject)
                 if passed == keep { out.append(item) }
             }
             return .array(out)
-        case "replace":
+        case .replace:
             let a = try args.bind(["old", "new", "count"], name)
             let count = try a[2].flatMap { (v) throws(RenderFailure) -> Int? in v.isNone ? nil : try requireInt(v, "count") } ?? -1
             return .string(
                 PyString.replace(Py.str(value), Py.str(a[0] ?? .string("")), Py.str(a[1] ?? .string("")), count: count))
-        case "reverse":
+        case .reverse:
             _ = try args.bind([], name)
             if case .string(let s) = value { return .string(String(String.UnicodeScalarView(s.unicodeScalars.reversed()))) }
             return .array(try items(value).reversed())
-        case "round":
+        case .round:
             let a = try args.bind(["precision", "method"], name)
             let precision = try a[0].map { (v) throws(RenderFailure) in try requireInt(v, "precision") } ?? 0
             let method = a[1].map { Py.str($0) } ?? "common"
@@ -648,11 +642,11 @@ extension TemplateRenderer {
             default: throw RenderFailure("method must be 'common', 'ceil' or 'floor'")
             }
             return .double(precision >= 0 ? rounded / scale : rounded * scale)
-        case "safe":
+        case .safe:
             _ = try args.bind([], name)
             if case .string = value { return value }
             return .string(Py.str(value))
-        case "sort":
+        case .sort:
             let a = try args.bind(["reverse", "case_sensitive", "attribute"], name)
             let caseSensitive = a[1].map(Py.truthy) ?? false
             return .array(
@@ -661,10 +655,10 @@ extension TemplateRenderer {
                     key: { (v) throws(RenderFailure) in
                         ignoreCase(try a[2].map { (attr) throws(RenderFailure) in try attrGetter(v, attr) } ?? v, caseSensitive)
                     }, reverse: a[0].map(Py.truthy) ?? false))
-        case "string":
+        case .string:
             _ = try args.bind([], name)
             return .string(Py.str(value))
-        case "sum":
+        case .sum:
             let a = try args.bind(["attribute", "start"], name)
             var total = a[1] ?? .int(0)
             for item in try items(value) {
@@ -672,16 +666,16 @@ extension TemplateRenderer {
                 total = try Py.binary(.add, total, v)
             }
             return total
-        case "title":
+        case .title:
             _ = try args.bind([], name)
             return .string(PyString.jinjaTitle(Py.str(value)))
-        case "tojson":
+        case .tojson:
             let a = try args.bind(["ensure_ascii", "indent", "separators", "sort_keys"], name)
             return .string(try TemplateJSON.dumps(value, ensureASCII: a[0], indent: a[1], separators: a[2], sortKeys: a[3]))
-        case "trim":
+        case .trim:
             let a = try args.bind(["chars"], name)
             return .string(try PyString.strip(Py.str(value), a[0], left: true, right: true))
-        case "unique":
+        case .unique:
             let a = try args.bind(["case_sensitive", "attribute"], name)
             let caseSensitive = a[0].map(Py.truthy) ?? false
             var seen: [TemplateValue] = []
@@ -694,7 +688,7 @@ extension TemplateRenderer {
                 }
             }
             return .array(out)
-        case "wordcount":
+        case .wordcount:
             _ = try args.bind([], name)
             var count = 0
             var inWord = false
@@ -704,14 +698,13 @@ extension TemplateRenderer {
                 inWord = word
             }
             return .int(count)
-        default:
-            throw RenderFailure("no filter named '\(name)'")
         }
     }
 
-    func applyTest(_ name: String, _ value: TemplateValue, _ args: TemplateCallArgs, valueExpr: TemplateExpr?)
+    func applyTest(_ test: TemplateTest, _ value: TemplateValue, _ args: TemplateCallArgs, valueExpr: TemplateExpr?)
         throws(RenderFailure) -> Bool
     {
+        let name = test.rawValue
         func other() throws(RenderFailure) -> TemplateValue {
             let a = try args.bind(["other"], name)
             guard let o = a[0] else { throw RenderFailure("\(name)() missing required argument") }
@@ -719,33 +712,33 @@ extension TemplateRenderer {
         }
         func ordered(_ accept: (Int) -> Bool) throws(RenderFailure) -> Bool {
             let o = try other()
-            if value.isUndefined { throw Self.undefinedError(valueExpr) }
+            if value.isUndefined { throw undefinedError(valueExpr) }
             guard let c = Py.compare(value, o) else {
                 throw RenderFailure("'\(name)' not supported between instances of '\(Py.typeName(value))' and '\(Py.typeName(o))'")
             }
             return c != 2 && accept(c)
         }
-        switch name {
-        case "defined": return !value.isUndefined
-        case "undefined": return value.isUndefined
-        case "none": return value.isNone
-        case "boolean": return value.boolValue != nil
-        case "true": return value.boolValue == true
-        case "false": return value.boolValue == false
-        case "integer": return value.intValue != nil
-        case "float": return value.doubleValue != nil
-        case "number": return Py.number(value) != nil
-        case "string": return value.stringValue != nil
-        case "mapping": return value.dictionaryValue != nil
-        case "iterable":
+        switch test {
+        case .defined: return !value.isUndefined
+        case .undefined: return value.isUndefined
+        case .none: return value.isNone
+        case .boolean: return value.boolValue != nil
+        case .`true`: return value.boolValue == true
+        case .`false`: return value.boolValue == false
+        case .integer: return value.intValue != nil
+        case .float: return value.doubleValue != nil
+        case .number: return Py.number(value) != nil
+        case .string: return value.stringValue != nil
+        case .mapping: return value.dictionaryValue != nil
+        case .iterable:
             if case .object(let o) = value, case .loop = o.kind { return true }
             return Py.iterate(value) != nil
-        case "sequence":
+        case .sequence:
             switch value {
             case .undefined, .string, .array, .dictionary: return true
             default: return false
             }
-        case "callable":
+        case .callable:
             if case .object(let o) = value {
                 switch o.kind {
                 case .namespace: return false
@@ -753,19 +746,19 @@ extension TemplateRenderer {
                 }
             }
             return false
-        case "escaped": return false
-        case "odd", "even", "divisibleby":
+        case .escaped: return false
+        case .odd, .even, .divisibleby:
             let divisor: TemplateValue = name == "divisibleby" ? try other() : .int(2)
-            if value.isUndefined { throw Self.undefinedError(valueExpr) }
+            if value.isUndefined { throw undefinedError(valueExpr) }
             let r = try Py.binary(.mod, value, divisor)
             return name == "odd" ? Py.equals(r, .int(1)) : Py.equals(r, .int(0))
-        case "lower":
+        case .lower:
             let s = Py.str(value)
             return s.unicodeScalars.contains { $0.properties.isCased } && s == s.lowercased()
-        case "upper":
+        case .upper:
             let s = Py.str(value)
             return s.unicodeScalars.contains { $0.properties.isCased } && s == s.uppercased()
-        case "sameas":
+        case .sameas:
             let o = try other()
             switch (value, o) {
             case (.none, .none), (.undefined, .undefined): return true
@@ -775,16 +768,15 @@ extension TemplateRenderer {
             case (.object(let a), .object(let b)): return a == b
             default: return false
             }
-        case "in": return try Py.contains(try other(), value)
-        case "eq", "equalto", "==": return Py.equals(value, try other())
-        case "ne", "!=": return !Py.equals(value, try other())
-        case "lt", "lessthan", "<": return try ordered { $0 < 0 }
-        case "le", "<=": return try ordered { $0 <= 0 }
-        case "gt", "greaterthan", ">": return try ordered { $0 > 0 }
-        case "ge", ">=": return try ordered { $0 >= 0 }
-        case "filter": return TemplateBuiltins.filterNames.contains(Py.str(value))
-        case "test": return TemplateBuiltins.testNames.contains(Py.str(value))
-        default: throw RenderFailure("no test named '\(name)'")
+        case .`in`: return try Py.contains(try other(), value)
+        case .eq: return Py.equals(value, try other())
+        case .ne: return !Py.equals(value, try other())
+        case .lt: return try ordered { $0 < 0 }
+        case .le: return try ordered { $0 <= 0 }
+        case .gt: return try ordered { $0 > 0 }
+        case .ge: return try ordered { $0 >= 0 }
+        case .filter: return TemplateFilter(name: Py.str(value)) != nil
+        case .test: return TemplateTest(name: Py.str(value)) != nil
         }
     }
 

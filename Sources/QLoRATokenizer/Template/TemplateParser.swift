@@ -8,20 +8,31 @@ struct TemplateParser {
     private var index = 0
     private let name: String
     private(set) var macros: [TemplateMacro] = []
+    private(set) var names: [String] = []
+    private var nameIDs: [String: Int] = [:]
     private var loopDepth = 0
+
+    /// Index of the `loop` variable in `names`.
+    static let loopID = 0
 
     init(tokens: [TemplateToken], name: String) {
         self.tokens = tokens
         self.name = name
+        _ = intern("loop")
     }
 
-    static func parse(_ source: String, name: String) throws(TemplateError) -> (
-        body: [TemplateStmt], macros: [TemplateMacro]
-    ) {
+    static func parse(_ source: String, name: String) throws(TemplateError) -> TemplateProgram {
         let tokens = try TemplateLexer.tokenize(source, name: name)
         var parser = TemplateParser(tokens: tokens, name: name)
         let body = try parser.subparse(endTags: [], opener: nil)
-        return (body, parser.macros)
+        return TemplateProgram(body: body, macros: parser.macros, names: parser.names)
+    }
+
+    private mutating func intern(_ variable: String) -> Int {
+        if let id = nameIDs[variable] { return id }
+        names.append(variable)
+        nameIDs[variable] = names.count - 1
+        return names.count - 1
     }
 
     // MARK: - Token stream
@@ -254,7 +265,7 @@ struct TemplateParser {
         let line = advance().line
         let macroName = try expectName()
         try expectOp("(")
-        var params: [(name: String, defaultValue: TemplateExpr?)] = []
+        var params: [(name: String, id: Int, defaultValue: TemplateExpr?)] = []
         while !isOp(current, ")") {
             if !params.isEmpty { try expectOp(",") }
             if isOp(current, ")") { break }
@@ -265,14 +276,15 @@ struct TemplateParser {
             } else if params.contains(where: { $0.defaultValue != nil }) {
                 throw error("non-default argument '\(param)' follows default argument")
             }
-            params.append((param, defaultValue))
+            params.append((param, intern(param), defaultValue))
         }
         try expectOp(")")
         let savedDepth = loopDepth
         loopDepth = 0
         let (body, _) = try parseBody(endTags: ["endmacro"], opener: ("macro", line))
         loopDepth = savedDepth
-        macros.append(TemplateMacro(name: macroName, params: params, body: body, line: line))
+        macros.append(
+            TemplateMacro(name: macroName, nameID: intern(macroName), params: params, body: body, line: line))
         return .macro(macros.count - 1)
     }
 
@@ -304,7 +316,7 @@ struct TemplateParser {
             _ = advance()
             _ = advance()
             let attr = try expectName()
-            return .namespaceAttr(ns, attr)
+            return .namespaceAttr(intern(ns), attr)
         }
         // parse_tuple(simplified=True): names separated by commas, optionally parenthesized.
         var items: [TemplateTarget] = []
@@ -331,7 +343,7 @@ struct TemplateParser {
                 throw error("can't assign to const", line: token.line)
             }
             _ = advance()
-            return .name(n)
+            return .name(intern(n))
         }
         if skipOp("(") {
             var items: [TemplateTarget] = []
@@ -504,7 +516,7 @@ struct TemplateParser {
             case "true", "True": return TemplateExpr(.literal(.bool(true)), line: token.line)
             case "false", "False": return TemplateExpr(.literal(.bool(false)), line: token.line)
             case "none", "None": return TemplateExpr(.literal(.none), line: token.line)
-            default: return TemplateExpr(.name(n), line: token.line)
+            default: return TemplateExpr(.name(intern(n)), line: token.line)
             }
         case .string(var s):
             _ = advance()
@@ -571,7 +583,7 @@ struct TemplateParser {
             if isOp(current, "|") {
                 _ = advance()
                 let call = try parseFilterCall()
-                node = TemplateExpr(.filter(node, call.name, call.args), line: call.line)
+                node = TemplateExpr(.filter(node, call.filter, call.args), line: call.line)
             } else if isName(current, "is") {
                 node = try parseTest(node)
             } else if isOp(current, "(") {
@@ -587,11 +599,11 @@ struct TemplateParser {
         let line = current.line
         var filterName = try expectName()
         while skipOp(".") { filterName += "." + (try expectName()) }
-        guard TemplateBuiltins.filterNames.contains(filterName) else {
+        guard let filter = TemplateFilter(name: filterName) else {
             throw error("no filter named '\(filterName)'", line: line)
         }
         let args = isOp(current, "(") ? try parseCallArgs() : .none
-        return TemplateFilterCall(name: filterName, args: args, line: line)
+        return TemplateFilterCall(filter: filter, args: args, line: line)
     }
 
     private mutating func parseTest(_ node: TemplateExpr) throws(TemplateError) -> TemplateExpr {
@@ -599,7 +611,7 @@ struct TemplateParser {
         let negated = skipName("not")
         var testName = try expectName()
         while skipOp(".") { testName += "." + (try expectName()) }
-        guard TemplateBuiltins.testNames.contains(testName) else {
+        guard let test = TemplateTest(name: testName) else {
             throw error("no test named '\(testName)'", line: line)
         }
         var args = TemplateArgs.none
@@ -618,8 +630,8 @@ struct TemplateParser {
                 args = TemplateArgs(positional: [arg], keywords: [])
             }
         }
-        let test = TemplateExpr(.test(node, testName, args), line: line)
-        return negated ? TemplateExpr(.not(test), line: line) : test
+        let testExpr = TemplateExpr(.test(node, test, args), line: line)
+        return negated ? TemplateExpr(.not(testExpr), line: line) : testExpr
     }
 
     private mutating func parseSubscript(_ node: TemplateExpr) throws(TemplateError) -> TemplateExpr {

@@ -4,12 +4,27 @@
 // loop iteration gets a fresh frame (so a `set` inside a loop body is not visible in the next
 // iteration or after the loop, which is why templates use `namespace()`); `if` does not open a
 // frame; macros see the root frame plus their arguments.
+//
+// Variables are interned at parse time: the root frame is an array indexed by name, and inner
+// frames live on one stack of (name, value) pairs searched from the top, so rendering a loop
+// allocates nothing per iteration beyond the `loop` object.
 
 import Foundation
 
 struct TemplateProgram: Sendable {
     let body: [TemplateStmt]
     let macros: [TemplateMacro]
+    /// Variable names by index (index 0 is `loop`).
+    let names: [String]
+    /// Whether each name is a global function (`range`, `namespace`, ...).
+    let isGlobalFunction: [Bool]
+
+    init(body: [TemplateStmt], macros: [TemplateMacro], names: [String]) {
+        self.body = body
+        self.macros = macros
+        self.names = names
+        self.isGlobalFunction = names.map { TemplateBuiltins.globalFunctions.contains($0) }
+    }
 }
 
 /// Evaluated call arguments.
@@ -26,7 +41,12 @@ struct TemplateRenderer {
     let program: TemplateProgram
     let now: @Sendable () -> Date
     let timeZone: TimeZone
-    var scopes: [[String: TemplateValue]]
+    /// The root frame: context variables and top-level assignments, by name index.
+    var root: [TemplateValue?]
+    /// Inner frames' variables, innermost last.
+    var locals: [(id: Int, value: TemplateValue)] = []
+    /// Start of each inner frame in `locals`.
+    var frameStarts: [Int] = []
     var namespaces: [TemplateDictionary] = []
     var out = ""
     var callDepth = 0
@@ -37,7 +57,34 @@ struct TemplateRenderer {
         self.program = program
         self.now = now
         self.timeZone = timeZone
-        self.scopes = [context]
+        self.root = program.names.map { context[$0] }
+        self.locals.reserveCapacity(16)
+    }
+
+    mutating func pushFrame() {
+        frameStarts.append(locals.count)
+    }
+
+    mutating func popFrame() {
+        let start = frameStarts.removeLast()
+        locals.removeSubrange(start...)
+    }
+
+    /// Assigns in the innermost frame (the root frame at top level).
+    mutating func assign(_ id: Int, _ value: TemplateValue) {
+        guard let start = frameStarts.last else {
+            root[id] = value
+            return
+        }
+        var i = locals.count - 1
+        while i >= start {
+            if locals[i].id == id {
+                locals[i].value = value
+                return
+            }
+            i -= 1
+        }
+        locals.append((id, value))
     }
 
     mutating func render() throws(RenderFailure) -> String {
@@ -92,7 +139,7 @@ struct TemplateRenderer {
         case .loopContinue:
             return .continueLoop
         case .macro(let index):
-            scopes[scopes.count - 1][program.macros[index].name] = .object(TemplateObject(.macro(index)))
+            assign(program.macros[index].nameID, .object(TemplateObject(.macro(index))))
         case .filterBlock(let filters, let body):
             var value = TemplateValue.string(try capture(body))
             for f in filters { value = try applyFilterCall(f, value) }
@@ -100,15 +147,15 @@ struct TemplateRenderer {
         case .with(let bindings, let body):
             var values: [TemplateValue] = []
             for (_, e) in bindings { values.append(try evalAt(e, line: e.line)) }
-            scopes.append([:])
+            pushFrame()
             for (i, (target, _)) in bindings.enumerated() { try bind(target, values[i]) }
             let flow = try exec(body)
-            scopes.removeLast()
+            popFrame()
             return flow
         case .scoped(let body):
-            scopes.append([:])
+            pushFrame()
             let flow = try exec(body)
-            scopes.removeLast()
+            popFrame()
             return flow
         }
         return .normal
@@ -131,7 +178,7 @@ struct TemplateRenderer {
     {
         do {
             let args = try evalArgs(f.args)
-            return try applyFilter(f.name, value, args, valueExpr: nil)
+            return try applyFilter(f.filter, value, args, valueExpr: nil)
         } catch {
             var failure = error
             if failure.line == nil { failure.line = f.line }
@@ -143,9 +190,9 @@ struct TemplateRenderer {
     private mutating func capture(_ body: [TemplateStmt]) throws(RenderFailure) -> String {
         let saved = out
         out = ""
-        scopes.append([:])
+        pushFrame()
         _ = try exec(body)
-        scopes.removeLast()
+        popFrame()
         let captured = out
         out = saved
         return captured
@@ -160,27 +207,32 @@ struct TemplateRenderer {
             var kept: [TemplateValue] = []
             kept.reserveCapacity(items.count)
             for item in items {
-                scopes.append([:])
+                pushFrame()
                 try at(loop.line) { (r: inout TemplateRenderer) throws(RenderFailure) in try r.bind(loop.target, item) }
                 let keep = Py.truthy(try evalAt(condition, line: loop.line))
-                scopes.removeLast()
+                popFrame()
                 if keep { kept.append(item) }
             }
             items = kept
         }
         if items.isEmpty {
-            scopes.append([:])
+            pushFrame()
             let flow = try exec(loop.otherwise)
-            scopes.removeLast()
+            popFrame()
             return flow
         }
         // Non-recursive loops always have depth 1 (jinja2 counts recursion levels only).
         for i in items.indices {
             let state = LoopState(items: items, index0: i, depth0: 0)
-            scopes.append(["loop": .object(TemplateObject(.loop(state)))])
-            try at(loop.line) { (r: inout TemplateRenderer) throws(RenderFailure) in try r.bind(loop.target, items[i]) }
+            pushFrame()
+            locals.append((TemplateParser.loopID, .object(TemplateObject(.loop(state)))))
+            if case .name(let id) = loop.target {
+                locals.append((id, items[i]))
+            } else {
+                try at(loop.line) { (r: inout TemplateRenderer) throws(RenderFailure) in try r.bind(loop.target, items[i]) }
+            }
             let flow = try exec(loop.body)
-            scopes.removeLast()
+            popFrame()
             if flow == .breakLoop { break }
         }
         return .normal
@@ -188,8 +240,8 @@ struct TemplateRenderer {
 
     mutating func bind(_ target: TemplateTarget, _ value: TemplateValue) throws(RenderFailure) {
         switch target {
-        case .name(let n):
-            scopes[scopes.count - 1][n] = value
+        case .name(let id):
+            assign(id, value)
         case .tuple(let targets):
             guard let items = Py.iterate(value), !value.isUndefined else {
                 throw RenderFailure("cannot unpack non-iterable \(Py.typeName(value)) object")
@@ -211,33 +263,34 @@ struct TemplateRenderer {
 
     // MARK: - Expressions
 
-    func lookup(_ name: String) -> TemplateValue {
-        var i = scopes.count - 1
+    func lookup(_ id: Int) -> TemplateValue {
+        var i = locals.count - 1
         while i >= 0 {
-            if let v = scopes[i][name] { return v }
+            if locals[i].id == id { return locals[i].value }
             i -= 1
         }
-        if TemplateBuiltins.globalFunctions.contains(name) { return .object(TemplateObject(.builtin(name))) }
+        if let v = root[id] { return v }
+        if program.isGlobalFunction[id] { return .object(TemplateObject(.builtin(program.names[id]))) }
         return .undefined
     }
 
     /// A readable rendering of an expression for error messages.
-    static func describe(_ e: TemplateExpr?) -> String {
+    func describe(_ e: TemplateExpr?) -> String {
         guard let e else { return "value" }
         switch e.kind {
-        case .name(let n): return n
+        case .name(let id): return program.names[id]
         case .getattr(let o, let a): return describe(o) + "." + a
         case .getitem(let o, let k):
             if case .literal(let v) = k.kind { return describe(o) + "[" + Py.repr(v) + "]" }
             return describe(o) + "[...]"
         case .call(let c, _): return describe(c) + "(...)"
-        case .filter(let v, let f, _): return describe(v) + "|" + f
+        case .filter(let v, let f, _): return describe(v) + "|" + f.rawValue
         case .literal(let v): return Py.repr(v)
         default: return "expression"
         }
     }
 
-    static func undefinedError(_ e: TemplateExpr?) -> RenderFailure {
+    func undefinedError(_ e: TemplateExpr?) -> RenderFailure {
         RenderFailure("'\(describe(e))' is undefined")
     }
 
@@ -304,19 +357,19 @@ struct TemplateRenderer {
                 return .int(-i)
             case .double(let d)?: return .double(-d)
             case nil:
-                if v.isUndefined { throw Self.undefinedError(x) }
+                if v.isUndefined { throw undefinedError(x) }
                 throw RenderFailure("bad operand type for unary -: '\(Py.typeName(v))'")
             }
         case .plus(let x):
             let v = try eval(x)
             if let n = Py.number(v) { return Py.value(n) }
-            if v.isUndefined { throw Self.undefinedError(x) }
+            if v.isUndefined { throw undefinedError(x) }
             throw RenderFailure("bad operand type for unary +: '\(Py.typeName(v))'")
         case .binary(let op, let l, let r):
             let a = try eval(l)
             let b = try eval(r)
-            if a.isUndefined, !(op == .mod && b.stringValue != nil) { throw Self.undefinedError(l) }
-            if b.isUndefined, !(op == .mod && a.stringValue != nil) { throw Self.undefinedError(r) }
+            if a.isUndefined, !(op == .mod && b.stringValue != nil) { throw undefinedError(l) }
+            if b.isUndefined, !(op == .mod && a.stringValue != nil) { throw undefinedError(r) }
             return try Py.binary(op, a, b)
         case .concat(let items):
             var s = ""
@@ -355,8 +408,8 @@ struct TemplateRenderer {
         case .in: return try Py.contains(b, a)
         case .notIn: return !(try Py.contains(b, a))
         case .lt, .le, .gt, .ge:
-            if a.isUndefined { throw Self.undefinedError(aExpr) }
-            if b.isUndefined { throw Self.undefinedError(bExpr) }
+            if a.isUndefined { throw undefinedError(aExpr) }
+            if b.isUndefined { throw undefinedError(bExpr) }
             guard let c = Py.compare(a, b) else {
                 throw RenderFailure(
                     "'\(op.rawValue)' not supported between instances of '\(Py.typeName(a))' and '\(Py.typeName(b))'")
@@ -430,7 +483,7 @@ struct TemplateRenderer {
     {
         switch obj {
         case .undefined:
-            throw Self.undefinedError(objExpr)
+            throw undefinedError(objExpr)
         case .dictionary(let d):
             let attr = try attribute(obj, name)
             if !attr.isUndefined { return attr }
@@ -446,7 +499,7 @@ struct TemplateRenderer {
     {
         switch obj {
         case .undefined:
-            throw Self.undefinedError(objExpr)
+            throw undefinedError(objExpr)
         case .dictionary(let d):
             if case .string(let k) = key {
                 if let v = d[k] { return v }
@@ -526,7 +579,7 @@ struct TemplateRenderer {
     ) throws(RenderFailure) -> TemplateValue {
         switch obj {
         case .undefined:
-            throw Self.undefinedError(objExpr)
+            throw undefinedError(objExpr)
         case .array(let a):
             guard let idx = try Self.sliceIndices(count: a.count, start, stop, step) else { return .undefined }
             if case .none = step, idx.count == a.count { return obj }
@@ -549,7 +602,7 @@ struct TemplateRenderer {
     {
         switch callee {
         case .undefined:
-            throw Self.undefinedError(calleeExpr)
+            throw undefinedError(calleeExpr)
         case .object(let o):
             switch o.kind {
             case .builtin(let name): return try callGlobal(name, args)
@@ -572,9 +625,11 @@ struct TemplateRenderer {
             throw RenderFailure("macro '\(macro.name)' takes no keyword argument '\(name)'")
         }
         guard callDepth < 64 else { throw RenderFailure("maximum macro recursion depth exceeded") }
-        let savedScopes = scopes
+        let savedLocals = locals
+        let savedFrames = frameStarts
         let savedOut = out
-        scopes = [scopes[0], [:]]
+        locals = []
+        frameStarts = [0]
         out = ""
         callDepth += 1
         for (i, param) in macro.params.enumerated() {
@@ -588,12 +643,13 @@ struct TemplateRenderer {
             } else {
                 value = .undefined
             }
-            scopes[1][param.name] = value
+            assign(param.id, value)
         }
         _ = try exec(macro.body)
         let result = out
         callDepth -= 1
-        scopes = savedScopes
+        locals = savedLocals
+        frameStarts = savedFrames
         out = savedOut
         return .string(result)
     }

@@ -243,7 +243,7 @@ enum Py {
             }
         }
         switch (a, b) {
-        case (.string(let x), .string(let y)): return x.unicodeScalars.elementsEqual(y.unicodeScalars)
+        case (.string(let x), .string(let y)): return x == y && x.utf8.elementsEqual(y.utf8)
         case (.none, .none), (.undefined, .undefined): return true
         case (.array(let x), .array(let y)):
             return x.count == y.count && zip(x, y).allSatisfy { equals($0, $1) }

@@ -111,24 +111,26 @@ extension TemplateValue {
 /// A string-keyed dictionary that remembers insertion order, like a Python dict.
 ///
 /// Assigning to an existing key keeps its position; removing a key (assigning nil) drops it.
-/// Equality ignores order, as Python's dict equality does.
+/// Equality ignores order, as Python's dict equality does. Small dictionaries (chat messages) are
+/// searched linearly; larger ones keep a hash index.
 public struct TemplateDictionary: Sendable, Equatable, ExpressibleByDictionaryLiteral, Sequence {
-    public private(set) var keys: [String]
-    private var storage: [String: TemplateValue]
+    private var entries: [(key: String, value: TemplateValue)]
+    private var index: [String: Int]?
+
+    private static let indexThreshold = 12
 
     /// An empty dictionary.
     public init() {
-        keys = []
-        storage = [:]
+        entries = []
+        index = nil
     }
 
     /// A dictionary from ordered pairs. A repeated key keeps its first position and its last value,
     /// as `dict([...])` does in Python.
     public init(_ pairs: [(String, TemplateValue)]) {
-        keys = []
-        storage = [:]
-        keys.reserveCapacity(pairs.count)
-        storage.reserveCapacity(pairs.count)
+        entries = []
+        index = nil
+        entries.reserveCapacity(pairs.count)
         for (k, v) in pairs { self[k] = v }
     }
 
@@ -137,35 +139,72 @@ public struct TemplateDictionary: Sendable, Equatable, ExpressibleByDictionaryLi
     }
 
     /// The number of entries.
-    public var count: Int { keys.count }
+    public var count: Int { entries.count }
 
     /// True when there are no entries.
-    public var isEmpty: Bool { keys.isEmpty }
+    public var isEmpty: Bool { entries.isEmpty }
+
+    /// The keys in order.
+    public var keys: [String] { entries.map(\.key) }
 
     /// The values in key order.
-    public var values: [TemplateValue] { keys.map { storage[$0]! } }
+    public var values: [TemplateValue] { entries.map(\.value) }
 
     /// The entries in key order.
-    public var pairs: [(key: String, value: TemplateValue)] { keys.map { ($0, storage[$0]!) } }
+    public var pairs: [(key: String, value: TemplateValue)] { entries }
+
+    private func position(of key: String) -> Int? {
+        if let index { return index[key] }
+        for i in entries.indices where entries[i].key == key { return i }
+        return nil
+    }
+
+    private mutating func rebuildIndex() {
+        guard entries.count > Self.indexThreshold else {
+            index = nil
+            return
+        }
+        var built: [String: Int] = [:]
+        built.reserveCapacity(entries.count)
+        for (i, e) in entries.enumerated() { built[e.key] = i }
+        index = built
+    }
 
     /// The value for `key`, nil if absent. Setting nil removes the entry.
     public subscript(key: String) -> TemplateValue? {
-        get { storage[key] }
+        get {
+            guard let i = position(of: key) else { return nil }
+            return entries[i].value
+        }
         set {
             if let newValue {
-                if storage.updateValue(newValue, forKey: key) == nil { keys.append(key) }
-            } else if storage.removeValue(forKey: key) != nil {
-                keys.removeAll { $0 == key }
+                if let i = position(of: key) {
+                    entries[i].value = newValue
+                } else {
+                    entries.append((key, newValue))
+                    if index != nil {
+                        index![key] = entries.count - 1
+                    } else if entries.count > Self.indexThreshold {
+                        rebuildIndex()
+                    }
+                }
+            } else if let i = position(of: key) {
+                entries.remove(at: i)
+                rebuildIndex()
             }
         }
     }
 
     public func makeIterator() -> IndexingIterator<[(key: String, value: TemplateValue)]> {
-        pairs.makeIterator()
+        entries.makeIterator()
     }
 
     public static func == (lhs: TemplateDictionary, rhs: TemplateDictionary) -> Bool {
-        lhs.storage == rhs.storage
+        guard lhs.count == rhs.count else { return false }
+        for (k, v) in lhs.entries {
+            guard let w = rhs[k], v == w else { return false }
+        }
+        return true
     }
 }
 
