@@ -292,6 +292,9 @@ struct GGUFHostileTests {
         let long = try #require(expectError(GGUFFixture.file(tensors: [.patterned(longName, dims: [4], type: .f32)])))
         #expect(long.tensor == longName)
         #expect(long.kind == .invalidTensorName("64 bytes long, at most 63 allowed"))
+        let hugeName = String(repeating: "y", count: 5000)
+        let huge = try #require(expectError(GGUFFixture.file(tensors: [.patterned(hugeName, dims: [4], type: .f32)])))
+        #expect(huge.tensor == String(repeating: "y", count: 64) + "…")
         var w = GGUFBytes()
         w.string([0x62, 0x6C, 0x6B, 0xED, 0xA0, 0x80])   // an encoded surrogate
         let bad = try #require(expectError(header(tensors: 1, kvs: 0) { h in

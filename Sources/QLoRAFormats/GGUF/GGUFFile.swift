@@ -28,7 +28,8 @@ public final class GGUFFile: @unchecked Sendable {
     public let tensors: [GGUFTensorInfo]
     /// `general.alignment`, or 32 when absent; a power of two.
     public let alignment: Int
-    /// Absolute offset of the data section: the end of the tensor infos rounded up to `alignment`.
+    /// Absolute offset of the data section: the end of the tensor infos rounded up to `alignment`. With no
+    /// tensors the padding need not be present, so this may then exceed `fileSize`.
     public let dataOffset: Int
 
     private let storage: GGUFStorage

@@ -342,15 +342,19 @@ struct GGUFParser {
     private mutating func readTensorName() throws(GGUFError) -> String {
         let start = pos
         let n = try readLength(limit: limits.maxStringLength)
+        if n == 0 { throw error(.invalidTensorName("empty"), at: start) }
+        if n > limits.maxTensorNameLength {
+            // Name the tensor by its first bytes only: a hostile name can be a gigabyte long.
+            let shown = min(n, limits.maxTensorNameLength + 1)
+            currentTensor = String(decoding: UnsafeRawBufferPointer(start: base + pos, count: shown), as: UTF8.self)
+                + (n > shown ? "…" : "")
+            throw error(.invalidTensorName("\(n) bytes long, at most \(limits.maxTensorNameLength) allowed"),
+                        at: start)
+        }
         let (name, bad) = text(n)
         guard let name else {
             currentTensor = String(decoding: UnsafeRawBufferPointer(start: base + pos, count: n), as: UTF8.self)
             throw error(.invalidUTF8(at: bad), at: pos + bad)
-        }
-        if n == 0 { throw error(.invalidTensorName("empty"), at: start) }
-        if n > limits.maxTensorNameLength {
-            currentTensor = name
-            throw error(.invalidTensorName("\(n) bytes long, at most \(limits.maxTensorNameLength) allowed"), at: start)
         }
         pos += n
         return name

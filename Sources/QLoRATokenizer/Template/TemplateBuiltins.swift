@@ -14,8 +14,6 @@ enum TemplateBuiltins {
         "lstrip", "removeprefix", "removesuffix", "replace", "rfind", "rindex", "rjust", "rsplit", "rstrip",
         "split", "splitlines", "startswith", "strip", "swapcase", "title", "upper", "zfill",
     ]
-    static let dictMethods: Set<String> = ["copy", "get", "items", "keys", "values"]
-    static let dictMutators: Set<String> = ["clear", "pop", "popitem", "setdefault", "update"]
     static let listMethods: Set<String> = ["copy", "count", "index"]
     static let listMutators: Set<String> = ["append", "clear", "extend", "insert", "pop", "remove", "reverse", "sort"]
 }

@@ -118,7 +118,8 @@ struct TemplateRenderer {
         case .data(let text):
             out += text
         case .output(let e):
-            out += Py.str(try evalAt(e, line: e.line))
+            let value = try evalAt(e, line: e.line)
+            out += Py.str(value)
         case .conditional(let branches, let otherwise):
             for branch in branches where Py.truthy(try evalAt(branch.test, line: branch.test.line)) {
                 return try exec(branch.body)
@@ -325,10 +326,13 @@ struct TemplateRenderer {
             }
             return .dictionary(d)
         case .getattr(let objExpr, let name):
-            return try getattr(try eval(objExpr), name, objExpr)
+            // Evaluate operands before calling non-mutating helpers, so `self` is not copied.
+            let obj = try eval(objExpr)
+            return try getattr(obj, name, objExpr)
         case .getitem(let objExpr, let keyExpr):
             let obj = try eval(objExpr)
-            return try getitem(obj, try eval(keyExpr), objExpr)
+            let key = try eval(keyExpr)
+            return try getitem(obj, key, objExpr)
         case .slice(let objExpr, let start, let stop, let step):
             let obj = try eval(objExpr)
             let a = try start.map { (x) throws(RenderFailure) in try eval(x) } ?? .none
@@ -437,9 +441,13 @@ struct TemplateRenderer {
         case .string:
             if TemplateBuiltins.stringMethods.contains(name) { return method(obj, name) }
         case .dictionary:
-            if TemplateBuiltins.dictMethods.contains(name) { return method(obj, name) }
-            if TemplateBuiltins.dictMutators.contains(name) {
+            switch name {
+            case "copy", "get", "items", "keys", "values":
+                return method(obj, name)
+            case "clear", "pop", "popitem", "setdefault", "update":
                 throw RenderFailure("access to attribute '\(name)' of 'dict' object is unsafe.")
+            default:
+                break
             }
         case .array:
             if TemplateBuiltins.listMethods.contains(name) { return method(obj, name) }
