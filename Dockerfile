@@ -4,7 +4,7 @@
 #   docker build -t qlora .
 #   docker run --rm -v $PWD/runs:/work/runs qlora run pipelines/tiny.yaml
 FROM swift:6.1-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends zlib1g-dev && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends zlib1g-dev libopenblas-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./
 COPY Sources Sources
@@ -12,7 +12,7 @@ COPY Tests Tests
 RUN swift build -c release --product qlora --static-swift-stdlib
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends zlib1g ca-certificates python3 python3-yaml python3-pip \
+RUN apt-get update && apt-get install -y --no-install-recommends zlib1g libopenblas0-pthread ca-certificates python3 python3-yaml python3-pip \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/.build/release/qlora /usr/local/bin/qlora
 WORKDIR /work

@@ -2,9 +2,10 @@
 import PackageDescription
 
 // Module graph (dependencies point down only), see ../shared/DESIGN.md §2:
-//   qlora (CLI) ─► QLoRAPipeline ─┬─► QLoRATokenizer ─► QLoRAFormats ─► QLoRACore
+//   qlora (CLI) ─► QLoRAPipeline ─┬─► QLoRAModel ─┬─► QLoRACPU ─► COpenBLAS (system OpenBLAS)
+//                                 │               └─► QLoRATokenizer ─► QLoRAFormats ─► QLoRACore
 //                                 └─► QLoRAFormats
-// Later stages add QLoRAModel, QLoRACPU, QLoRACUDA, QLoRATraining.
+// Later issues add QLoRACUDA and QLoRATraining.
 let package = Package(
     name: "qlora",
     platforms: [.macOS(.v14)],
@@ -21,27 +22,33 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         .target(name: "QLoRACore"),
+        .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("openblas")]),
+        .target(name: "QLoRACPU", dependencies: ["QLoRACore", "COpenBLAS"]),
+        .target(name: "QLoRAModel", dependencies: ["QLoRACore", "QLoRACPU", "QLoRAFormats", "QLoRATokenizer"]),
         .target(name: "QLoRAFormats", dependencies: [
             "QLoRACore", "CZlib",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "QLoRATokenizer", dependencies: ["QLoRACore", "QLoRAFormats"]),
         .target(name: "QLoRAPipeline", dependencies: [
-            "QLoRACore", "QLoRAFormats", "QLoRATokenizer",
+            "QLoRACore", "QLoRAFormats", "QLoRATokenizer", "QLoRAModel",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "qlora", dependencies: [
-            "QLoRAPipeline", "QLoRAFormats", "QLoRACore", "QLoRATokenizer",
+            "QLoRAPipeline", "QLoRAFormats", "QLoRACore", "QLoRATokenizer", "QLoRAModel", "QLoRACPU",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "QLoRAFormatsTests", dependencies: ["QLoRAFormats"]),
+        .testTarget(name: "QLoRAFormatsTests", dependencies: ["QLoRAFormats"], exclude: ["Fixtures"]),
         .testTarget(name: "QLoRATokenizerTests", dependencies: ["QLoRATokenizer", "QLoRAFormats"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "QLoRAPipelineTests", dependencies: ["QLoRAPipeline", "QLoRAFormats", "CZlib"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "QLoRACLITests", dependencies: ["QLoRAFormats"]),
+        .testTarget(name: "QLoRACPUTests", dependencies: ["QLoRACPU", "QLoRACore"]),
+        .testTarget(name: "QLoRAModelTests", dependencies: ["QLoRAModel", "QLoRACPU", "QLoRACore", "QLoRAFormats"],
+                    exclude: ["Fixtures"]),
     ]
 )

@@ -14,7 +14,7 @@ struct Qlora: ParsableCommand {
             """,
         version: ToolInfo.version,
         subcommands: [RunCommand.self, StatusCommand.self, ValidateCommand.self, EncodeCommand.self, DecodeCommand.self,
-                      ChatTemplateCommand.self,
+                      ChatTemplateCommand.self, GenerateCommand.self, LogitsCommand.self,
                       BenchCommand.self])
 }
 

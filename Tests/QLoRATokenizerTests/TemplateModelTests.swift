@@ -61,6 +61,8 @@ struct TemplateModelTests {
         case (.raised(let want), .failure(let error)):
             #expect(error.kind == .raised)
             #expect(error.message == want)
+        case (.error, .failure(let error)):
+            #expect(error.kind == .runtime)
         case (_, .success(let got)):
             Issue.record("expected an error, rendered \(got.debugDescription)")
         case (_, .failure(let error)):
@@ -475,6 +477,128 @@ You are a helpful assistant.<|im_end|>
 {%- endfor %}
 
 """#
+
+    /// Qwen3-Coder-30B-A3B-Instruct
+    static let qwen3Coder = #"""
+{% macro render_extra_keys(json_dict, handled_keys) %}
+    {%- if json_dict is mapping %}
+        {%- for json_key in json_dict if json_key not in handled_keys %}
+            {%- if json_dict[json_key] is mapping %}
+                {{- '\n<' ~ json_key ~ '>' ~ (json_dict[json_key] | tojson | safe) ~ '</' ~ json_key ~ '>' }}
+            {%- else %}
+                {{-'\n<' ~ json_key ~ '>' ~ (json_dict[json_key] | string) ~ '</' ~ json_key ~ '>' }}
+            {%- endif %}
+        {%- endfor %}
+    {%- endif %}
+{% endmacro %}
+
+{%- if messages[0]["role"] == "system" %}
+    {%- set system_message = messages[0]["content"] %}
+    {%- set loop_messages = messages[1:] %}
+{%- else %}
+    {%- set loop_messages = messages %}
+{%- endif %}
+
+{%- if not tools is defined %}
+    {%- set tools = [] %}
+{%- endif %}
+
+{%- if system_message is defined %}
+    {{- "<|im_start|>system\n" + system_message }}
+{%- else %}
+    {%- if tools is iterable and tools | length > 0 %}
+        {{- "<|im_start|>system\nYou are Qwen, a helpful AI assistant that can interact with a computer to solve tasks." }}
+    {%- endif %}
+{%- endif %}
+{%- if tools is iterable and tools | length > 0 %}
+    {{- "\n\nYou have access to the following functions:\n\n" }}
+    {{- "<tools>" }}
+    {%- for tool in tools %}
+        {%- if tool.function is defined %}
+            {%- set tool = tool.function %}
+        {%- endif %}
+        {{- "\n<function>\n<name>" ~ tool.name ~ "</name>" }}
+        {%- if tool.description is defined %}
+            {{- '\n<description>' ~ (tool.description | trim) ~ '</description>' }}
+        {%- endif %}
+        {{- '\n<parameters>' }}
+        {%- if tool.parameters is defined and tool.parameters is mapping and tool.parameters.properties is defined and tool.parameters.properties is mapping %}
+            {%- for param_name, param_fields in tool.parameters.properties|items %}
+                {{- '\n<parameter>' }}
+                {{- '\n<name>' ~ param_name ~ '</name>' }}
+                {%- if param_fields.type is defined %}
+                    {{- '\n<type>' ~ (param_fields.type | string) ~ '</type>' }}
+                {%- endif %}
+                {%- if param_fields.description is defined %}
+                    {{- '\n<description>' ~ (param_fields.description | trim) ~ '</description>' }}
+                {%- endif %}
+                {%- set handled_keys = ['name', 'type', 'description'] %}
+                {{- render_extra_keys(param_fields, handled_keys) }}
+                {{- '\n</parameter>' }}
+            {%- endfor %}
+        {%- endif %}
+        {% set handled_keys = ['type', 'properties'] %}
+        {{- render_extra_keys(tool.parameters, handled_keys) }}
+        {{- '\n</parameters>' }}
+        {%- set handled_keys = ['type', 'name', 'description', 'parameters'] %}
+        {{- render_extra_keys(tool, handled_keys) }}
+        {{- '\n</function>' }}
+    {%- endfor %}
+    {{- "\n</tools>" }}
+    {{- '\n\nIf you choose to call a function ONLY reply in the following format with NO suffix:\n\n<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>\nvalue_1\n</parameter>\n<parameter=example_parameter_2>\nThis is the value for the second parameter\nthat can span\nmultiple lines\n</parameter>\n</function>\n</tool_call>\n\n<IMPORTANT>\nReminder:\n- Function calls MUST follow the specified format: an inner <function=...></function> block must be nested within <tool_call></tool_call> XML tags\n- Required parameters MUST be specified\n- You may provide optional reasoning for your function call in natural language BEFORE the function call, but NOT after\n- If there is no function call available, answer the question like normal with your current knowledge and do not tell the user about function calls\n</IMPORTANT>' }}
+{%- endif %}
+{%- if system_message is defined %}
+    {{- '<|im_end|>\n' }}
+{%- else %}
+    {%- if tools is iterable and tools | length > 0 %}
+        {{- '<|im_end|>\n' }}
+    {%- endif %}
+{%- endif %}
+{%- for message in loop_messages %}
+    {%- if message.role == "assistant" and message.tool_calls is defined and message.tool_calls is iterable and message.tool_calls | length > 0 %}
+        {{- '<|im_start|>' + message.role }}
+        {%- if message.content is defined and message.content is string and message.content | trim | length > 0 %}
+            {{- '\n' + message.content | trim + '\n' }}
+        {%- endif %}
+        {%- for tool_call in message.tool_calls %}
+            {%- if tool_call.function is defined %}
+                {%- set tool_call = tool_call.function %}
+            {%- endif %}
+            {{- '\n<tool_call>\n<function=' + tool_call.name + '>\n' }}
+            {%- if tool_call.arguments is defined %}
+                {%- for args_name, args_value in tool_call.arguments|items %}
+                    {{- '<parameter=' + args_name + '>\n' }}
+                    {%- set args_value = args_value | tojson | safe if args_value is mapping else args_value | string %}
+                    {{- args_value }}
+                    {{- '\n</parameter>\n' }}
+                {%- endfor %}
+            {%- endif %}
+            {{- '</function>\n</tool_call>' }}
+        {%- endfor %}
+        {{- '<|im_end|>\n' }}
+    {%- elif message.role == "user" or message.role == "system" or message.role == "assistant" %}
+        {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>' + '\n' }}
+    {%- elif message.role == "tool" %}
+        {%- if loop.previtem and loop.previtem.role != "tool" %}
+            {{- '<|im_start|>user\n' }}
+        {%- endif %}
+        {{- '<tool_response>\n' }}
+        {{- message.content }}
+        {{- '\n</tool_response>\n' }}
+        {%- if not loop.last and loop.nextitem.role != "tool" %}
+            {{- '<|im_end|>\n' }}
+        {%- elif loop.last %}
+            {{- '<|im_end|>\n' }}
+        {%- endif %}
+    {%- else %}
+        {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\n' }}
+{%- endif %}
+
+"""#
 }
 
 enum ModelCases {
@@ -542,6 +666,12 @@ enum ModelCases {
         ModelCase("Mistral-Nemo-Instruct-2407", "system prompt then conversation", template: ModelTemplates.mistralNemo, messages: [["role": .string("system"), "content": .string("You are a friendly chatbot who always responds in the style of a pirate")], ["role": .string("user"), "content": .string("Hello, how are you?")], ["role": .string("assistant"), "content": .string("I'm doing great. How can I help you today?")], ["role": .string("user"), "content": .string("I'd like to show off how chat templating works!")]], addGenerationPrompt: true, bos: "<s>", eos: "</s>", extra: [:], .output("<s>[INST]Hello, how are you?[/INST]I'm doing great. How can I help you today?</s>[INST]You are a friendly chatbot who always responds in the style of a pirate\n\nI'd like to show off how chat templating works![/INST]")),
         ModelCase("Mistral-Nemo-Instruct-2407", "whitespace and unicode in contents", template: ModelTemplates.mistralNemo, messages: [["role": .string("system"), "content": .string("  Be terse.\n\n")], ["role": .string("user"), "content": .string("\n  Héllo 👋 — “quotes” & <tags> 'single' \"double\"\t\n")], ["role": .string("assistant"), "content": .string(" ¡Hola! 你好 \n")], ["role": .string("user"), "content": .string("Line one\nLine two\n\n  indented")]], addGenerationPrompt: false, bos: "<s>", eos: "</s>", extra: [:], .output("<s>[INST]\n  Héllo 👋 — “quotes” & <tags> 'single' \"double\"\t\n[/INST] ¡Hola! 你好 \n</s>[INST]  Be terse.\n\n\n\nLine one\nLine two\n\n  indented[/INST]")),
         ModelCase("Mistral-Nemo-Instruct-2407", "consecutive user messages are rejected", template: ModelTemplates.mistralNemo, messages: [["role": .string("user"), "content": .string("one")], ["role": .string("user"), "content": .string("two")]], addGenerationPrompt: true, bos: "<s>", eos: "</s>", extra: [:], .raised("After the optional system message, conversation roles must alternate user/assistant/user/assistant/...")),
+        ModelCase("Qwen3-Coder-30B-A3B-Instruct", "three-turn conversation with generation prompt", template: ModelTemplates.qwen3Coder, messages: [["role": .string("user"), "content": .string("Hello, how are you?")], ["role": .string("assistant"), "content": .string("I'm doing great. How can I help you today?")], ["role": .string("user"), "content": .string("I'd like to show off how chat templating works!")]], addGenerationPrompt: true, bos: nil, eos: "<|im_end|>", extra: [:], .output("<|im_start|>user\nHello, how are you?<|im_end|>\n<|im_start|>assistant\nI'm doing great. How can I help you today?<|im_end|>\n<|im_start|>user\nI'd like to show off how chat templating works!<|im_end|>\n<|im_start|>assistant\n")),
+        ModelCase("Qwen3-Coder-30B-A3B-Instruct", "three-turn conversation without generation prompt", template: ModelTemplates.qwen3Coder, messages: [["role": .string("user"), "content": .string("Hello, how are you?")], ["role": .string("assistant"), "content": .string("I'm doing great. How can I help you today?")], ["role": .string("user"), "content": .string("I'd like to show off how chat templating works!")]], addGenerationPrompt: false, bos: nil, eos: "<|im_end|>", extra: [:], .output("<|im_start|>user\nHello, how are you?<|im_end|>\n<|im_start|>assistant\nI'm doing great. How can I help you today?<|im_end|>\n<|im_start|>user\nI'd like to show off how chat templating works!<|im_end|>\n")),
+        ModelCase("Qwen3-Coder-30B-A3B-Instruct", "single user message with generation prompt", template: ModelTemplates.qwen3Coder, messages: [["role": .string("user"), "content": .string("What is 2+2?")]], addGenerationPrompt: true, bos: nil, eos: "<|im_end|>", extra: [:], .output("<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n")),
+        ModelCase("Qwen3-Coder-30B-A3B-Instruct", "twenty alternating messages", template: ModelTemplates.qwen3Coder, messages: [["role": .string("user"), "content": .string("Message number 0 with some text.")], ["role": .string("assistant"), "content": .string("Message number 1 with some text.")], ["role": .string("user"), "content": .string("Message number 2 with some text.")], ["role": .string("assistant"), "content": .string("Message number 3 with some text.")], ["role": .string("user"), "content": .string("Message number 4 with some text.")], ["role": .string("assistant"), "content": .string("Message number 5 with some text.")], ["role": .string("user"), "content": .string("Message number 6 with some text.")], ["role": .string("assistant"), "content": .string("Message number 7 with some text.")], ["role": .string("user"), "content": .string("Message number 8 with some text.")], ["role": .string("assistant"), "content": .string("Message number 9 with some text.")], ["role": .string("user"), "content": .string("Message number 10 with some text.")], ["role": .string("assistant"), "content": .string("Message number 11 with some text.")], ["role": .string("user"), "content": .string("Message number 12 with some text.")], ["role": .string("assistant"), "content": .string("Message number 13 with some text.")], ["role": .string("user"), "content": .string("Message number 14 with some text.")], ["role": .string("assistant"), "content": .string("Message number 15 with some text.")], ["role": .string("user"), "content": .string("Message number 16 with some text.")], ["role": .string("assistant"), "content": .string("Message number 17 with some text.")], ["role": .string("user"), "content": .string("Message number 18 with some text.")], ["role": .string("assistant"), "content": .string("Message number 19 with some text.")]], addGenerationPrompt: true, bos: nil, eos: "<|im_end|>", extra: [:], .output("<|im_start|>user\nMessage number 0 with some text.<|im_end|>\n<|im_start|>assistant\nMessage number 1 with some text.<|im_end|>\n<|im_start|>user\nMessage number 2 with some text.<|im_end|>\n<|im_start|>assistant\nMessage number 3 with some text.<|im_end|>\n<|im_start|>user\nMessage number 4 with some text.<|im_end|>\n<|im_start|>assistant\nMessage number 5 with some text.<|im_end|>\n<|im_start|>user\nMessage number 6 with some text.<|im_end|>\n<|im_start|>assistant\nMessage number 7 with some text.<|im_end|>\n<|im_start|>user\nMessage number 8 with some text.<|im_end|>\n<|im_start|>assistant\nMessage number 9 with some text.<|im_end|>\n<|im_start|>user\nMessage number 10 with some text.<|im_end|>\n<|im_start|>assistant\nMessage number 11 with some text.<|im_end|>\n<|im_start|>user\nMessage number 12 with some text.<|im_end|>\n<|im_start|>assistant\nMessage number 13 with some text.<|im_end|>\n<|im_start|>user\nMessage number 14 with some text.<|im_end|>\n<|im_start|>assistant\nMessage number 15 with some text.<|im_end|>\n<|im_start|>user\nMessage number 16 with some text.<|im_end|>\n<|im_start|>assistant\nMessage number 17 with some text.<|im_end|>\n<|im_start|>user\nMessage number 18 with some text.<|im_end|>\n<|im_start|>assistant\nMessage number 19 with some text.<|im_end|>\n<|im_start|>assistant\n")),
+        ModelCase("Qwen3-Coder-30B-A3B-Instruct", "system prompt then conversation", template: ModelTemplates.qwen3Coder, messages: [["role": .string("system"), "content": .string("You are a friendly chatbot who always responds in the style of a pirate")], ["role": .string("user"), "content": .string("Hello, how are you?")], ["role": .string("assistant"), "content": .string("I'm doing great. How can I help you today?")], ["role": .string("user"), "content": .string("I'd like to show off how chat templating works!")]], addGenerationPrompt: true, bos: nil, eos: "<|im_end|>", extra: [:], .output("<|im_start|>system\nYou are a friendly chatbot who always responds in the style of a pirate<|im_end|>\n<|im_start|>user\nHello, how are you?<|im_end|>\n<|im_start|>assistant\nI'm doing great. How can I help you today?<|im_end|>\n<|im_start|>user\nI'd like to show off how chat templating works!<|im_end|>\n<|im_start|>assistant\n")),
+        ModelCase("Qwen3-Coder-30B-A3B-Instruct", "whitespace and unicode in contents", template: ModelTemplates.qwen3Coder, messages: [["role": .string("system"), "content": .string("  Be terse.\n\n")], ["role": .string("user"), "content": .string("\n  Héllo 👋 — “quotes” & <tags> 'single' \"double\"\t\n")], ["role": .string("assistant"), "content": .string(" ¡Hola! 你好 \n")], ["role": .string("user"), "content": .string("Line one\nLine two\n\n  indented")]], addGenerationPrompt: false, bos: nil, eos: "<|im_end|>", extra: [:], .output("<|im_start|>system\n  Be terse.\n\n<|im_end|>\n<|im_start|>user\n\n  Héllo 👋 — “quotes” & <tags> 'single' \"double\"\t\n<|im_end|>\n<|im_start|>assistant\n ¡Hola! 你好 \n<|im_end|>\n<|im_start|>user\nLine one\nLine two\n\n  indented<|im_end|>\n")),
         ModelCase("SmolLM2-Instruct", "system-only conversation", template: ModelTemplates.smollm2, messages: [["role": .string("system"), "content": .string("Only a system prompt.")]], addGenerationPrompt: true, bos: "<|im_start|>", eos: "<|im_end|>", extra: [:], .output("<|im_start|>system\nOnly a system prompt.<|im_end|>\n<|im_start|>assistant\n")),
         ModelCase("Llama-3.1-Instruct", "custom date_string", template: ModelTemplates.llama31, messages: [["role": .string("system"), "content": .string("You are a friendly chatbot who always responds in the style of a pirate")], ["role": .string("user"), "content": .string("Hello, how are you?")], ["role": .string("assistant"), "content": .string("I'm doing great. How can I help you today?")], ["role": .string("user"), "content": .string("I'd like to show off how chat templating works!")]], addGenerationPrompt: true, bos: "<|begin_of_text|>", eos: "<|eot_id|>", extra: ["date_string": .string("01 Jan 2025")], .output("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 01 Jan 2025\n\nYou are a friendly chatbot who always responds in the style of a pirate<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHello, how are you?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nI'm doing great. How can I help you today?<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nI'd like to show off how chat templating works!<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")),
         ModelCase("Llama-3.1-Instruct", "tools in the first user message with a tool call and result", template: ModelTemplates.llama31, messages: [["role": .string("system"), "content": .string("You are a helpful assistant.")], ["role": .string("user"), "content": .string("What's the weather like in Paris?")], ["role": .string("assistant"), "content": .string(""), "tool_calls": .array([.dictionary(TemplateDictionary([("type", .string("function")), ("function", .dictionary(TemplateDictionary([("name", .string("get_current_weather")), ("arguments", .dictionary(TemplateDictionary([("location", .string("Paris, France")), ("unit", .string("celsius"))])))])))]))])], ["role": .string("tool"), "content": .string("{\"temperature\": 22, \"unit\": \"celsius\"}")], ["role": .string("assistant"), "content": .string("It is 22 °C in Paris.")]], addGenerationPrompt: true, bos: "<|begin_of_text|>", eos: "<|eot_id|>", extra: ["tools": .array([.dictionary(TemplateDictionary([("type", .string("function")), ("function", .dictionary(TemplateDictionary([("name", .string("get_current_weather")), ("description", .string("Get the current weather in a given location")), ("parameters", .dictionary(TemplateDictionary([("type", .string("object")), ("properties", .dictionary(TemplateDictionary([("location", .dictionary(TemplateDictionary([("type", .string("string")), ("description", .string("The city and state, e.g. San Francisco, CA"))]))), ("unit", .dictionary(TemplateDictionary([("type", .string("string")), ("enum", .array([.string("celsius"), .string("fahrenheit")]))])))]))), ("required", .array([.string("location")]))])))])))]))])], .output("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nEnvironment: ipython\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nYou are a helpful assistant.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nGiven the following functions, please respond with a JSON for a function call with its proper arguments that best answers the given prompt.\n\nRespond in the format {\"name\": function name, \"parameters\": dictionary of argument name and its value}.Do not use variables.\n\n{\n    \"type\": \"function\",\n    \"function\": {\n        \"name\": \"get_current_weather\",\n        \"description\": \"Get the current weather in a given location\",\n        \"parameters\": {\n            \"type\": \"object\",\n            \"properties\": {\n                \"location\": {\n                    \"type\": \"string\",\n                    \"description\": \"The city and state, e.g. San Francisco, CA\"\n                },\n                \"unit\": {\n                    \"type\": \"string\",\n                    \"enum\": [\n                        \"celsius\",\n                        \"fahrenheit\"\n                    ]\n                }\n            },\n            \"required\": [\n                \"location\"\n            ]\n        }\n    }\n}\n\nWhat's the weather like in Paris?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n{\"name\": \"get_current_weather\", \"parameters\": {\"location\": \"Paris, France\", \"unit\": \"celsius\"}}<|eot_id|><|start_header_id|>ipython<|end_header_id|>\n\n\"{\\\"temperature\\\": 22, \\\"unit\\\": \\\"celsius\\\"}\"<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nIt is 22 °C in Paris.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")),
@@ -552,5 +682,7 @@ enum ModelCases {
         ModelCase("Qwen2.5-Instruct", "tools without a system message", template: ModelTemplates.qwen25, messages: [["role": .string("user"), "content": .string("What's the weather like in Paris?")], ["role": .string("assistant"), "content": .string(""), "tool_calls": .array([.dictionary(TemplateDictionary([("type", .string("function")), ("function", .dictionary(TemplateDictionary([("name", .string("get_current_weather")), ("arguments", .dictionary(TemplateDictionary([("location", .string("Paris, France")), ("unit", .string("celsius"))])))])))]))])], ["role": .string("tool"), "content": .string("{\"temperature\": 22, \"unit\": \"celsius\"}")], ["role": .string("assistant"), "content": .string("It is 22 °C in Paris.")]], addGenerationPrompt: true, bos: nil, eos: "<|im_end|>", extra: ["tools": .array([.dictionary(TemplateDictionary([("type", .string("function")), ("function", .dictionary(TemplateDictionary([("name", .string("get_current_weather")), ("description", .string("Get the current weather in a given location")), ("parameters", .dictionary(TemplateDictionary([("type", .string("object")), ("properties", .dictionary(TemplateDictionary([("location", .dictionary(TemplateDictionary([("type", .string("string")), ("description", .string("The city and state, e.g. San Francisco, CA"))]))), ("unit", .dictionary(TemplateDictionary([("type", .string("string")), ("enum", .array([.string("celsius"), .string("fahrenheit")]))])))]))), ("required", .array([.string("location")]))])))])))]))])], .output("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_current_weather\", \"description\": \"Get the current weather in a given location\", \"parameters\": {\"type\": \"object\", \"properties\": {\"location\": {\"type\": \"string\", \"description\": \"The city and state, e.g. San Francisco, CA\"}, \"unit\": {\"type\": \"string\", \"enum\": [\"celsius\", \"fahrenheit\"]}}, \"required\": [\"location\"]}}}\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n<|im_start|>user\nWhat's the weather like in Paris?<|im_end|>\n<|im_start|>assistant\n<tool_call>\n{\"name\": \"get_current_weather\", \"arguments\": {\"location\": \"Paris, France\", \"unit\": \"celsius\"}}\n</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\n{\"temperature\": 22, \"unit\": \"celsius\"}\n</tool_response><|im_end|>\n<|im_start|>assistant\nIt is 22 °C in Paris.<|im_end|>\n<|im_start|>assistant\n")),
         ModelCase("Mistral-Nemo-Instruct-2407", "tools with the last user message", template: ModelTemplates.mistralNemo, messages: [["role": .string("user"), "content": .string("What's the weather like in Paris?")]], addGenerationPrompt: false, bos: "<s>", eos: "</s>", extra: ["tools": .array([.dictionary(TemplateDictionary([("type", .string("function")), ("function", .dictionary(TemplateDictionary([("name", .string("get_current_weather")), ("description", .string("Get the current weather in a given location")), ("parameters", .dictionary(TemplateDictionary([("type", .string("object")), ("properties", .dictionary(TemplateDictionary([("location", .dictionary(TemplateDictionary([("type", .string("string")), ("description", .string("The city and state, e.g. San Francisco, CA"))]))), ("unit", .dictionary(TemplateDictionary([("type", .string("string")), ("enum", .array([.string("celsius"), .string("fahrenheit")]))])))]))), ("required", .array([.string("location")]))])))])))]))])], .output("<s>[AVAILABLE_TOOLS][{\"type\": \"function\", \"function\": {\"name\": \"get_current_weather\", \"description\": \"Get the current weather in a given location\", \"parameters\": {\"type\": \"object\", \"properties\": {\"location\": {\"type\": \"string\", \"description\": \"The city and state, e.g. San Francisco, CA\"}, \"unit\": {\"type\": \"string\", \"enum\": [\"celsius\", \"fahrenheit\"]}}, \"required\": [\"location\"]}}}][/AVAILABLE_TOOLS][INST]What's the weather like in Paris?[/INST]")),
         ModelCase("Mistral-7B-Instruct-v0.3", "tools with the last user message", template: ModelTemplates.mistralV03, messages: [["role": .string("user"), "content": .string("Hello, how are you?")], ["role": .string("assistant"), "content": .string("I'm doing great. How can I help you today?")], ["role": .string("user"), "content": .string("I'd like to show off how chat templating works!")]], addGenerationPrompt: false, bos: "<s>", eos: "</s>", extra: ["tools": .array([.dictionary(TemplateDictionary([("type", .string("function")), ("function", .dictionary(TemplateDictionary([("name", .string("get_current_weather")), ("description", .string("Get the current weather in a given location")), ("parameters", .dictionary(TemplateDictionary([("type", .string("object")), ("properties", .dictionary(TemplateDictionary([("location", .dictionary(TemplateDictionary([("type", .string("string")), ("description", .string("The city and state, e.g. San Francisco, CA"))]))), ("unit", .dictionary(TemplateDictionary([("type", .string("string")), ("enum", .array([.string("celsius"), .string("fahrenheit")]))])))]))), ("required", .array([.string("location")]))])))])))]))])], .output("<s>[INST]Hello, how are you?[/INST] I'm doing great. How can I help you today? </s>[AVAILABLE_TOOLS][{'type': 'function', 'function': {'name': 'get_current_weather', 'description': 'Get the current weather in a given location', 'parameters': {'type': 'object', 'properties': {'location': {'type': 'string', 'description': 'The city and state, e.g. San Francisco, CA'}, 'unit': {'type': 'string', 'enum': ['celsius', 'fahrenheit']}}, 'required': ['location']}}}][/AVAILABLE_TOOLS][INST]I'd like to show off how chat templating works![/INST]")),
+        ModelCase("Qwen3-Coder-30B-A3B-Instruct", "tools with a tool call and tool responses", template: ModelTemplates.qwen3Coder, messages: [["role": .string("system"), "content": .string("You are a helpful assistant.")], ["role": .string("user"), "content": .string("What's the weather like in Paris?")], ["role": .string("assistant"), "content": .string(""), "tool_calls": .array([.dictionary(TemplateDictionary([("type", .string("function")), ("function", .dictionary(TemplateDictionary([("name", .string("get_current_weather")), ("arguments", .dictionary(TemplateDictionary([("location", .string("Paris, France")), ("unit", .string("celsius"))])))])))]))])], ["role": .string("tool"), "content": .string("{\"temperature\": 22, \"unit\": \"celsius\"}")], ["role": .string("assistant"), "content": .string("It is 22 °C in Paris.")]], addGenerationPrompt: true, bos: nil, eos: "<|im_end|>", extra: ["tools": .array([.dictionary(TemplateDictionary([("type", .string("function")), ("function", .dictionary(TemplateDictionary([("name", .string("get_current_weather")), ("description", .string("Get the current weather in a given location")), ("parameters", .dictionary(TemplateDictionary([("type", .string("object")), ("properties", .dictionary(TemplateDictionary([("location", .dictionary(TemplateDictionary([("type", .string("string")), ("description", .string("The city and state, e.g. San Francisco, CA"))]))), ("unit", .dictionary(TemplateDictionary([("type", .string("string")), ("enum", .array([.string("celsius"), .string("fahrenheit")]))])))]))), ("required", .array([.string("location")]))])))])))]))])], .output("<|im_start|>system\nYou are a helpful assistant.\n\nYou have access to the following functions:\n\n<tools>\n<function>\n<name>get_current_weather</name>\n<description>Get the current weather in a given location</description>\n<parameters>\n<parameter>\n<name>location</name>\n<type>string</type>\n<description>The city and state, e.g. San Francisco, CA</description>\n</parameter>\n<parameter>\n<name>unit</name>\n<type>string</type>\n<enum>['celsius', 'fahrenheit']</enum>\n</parameter>\n<required>['location']</required>\n</parameters>\n</function>\n</tools>\n\nIf you choose to call a function ONLY reply in the following format with NO suffix:\n\n<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>\nvalue_1\n</parameter>\n<parameter=example_parameter_2>\nThis is the value for the second parameter\nthat can span\nmultiple lines\n</parameter>\n</function>\n</tool_call>\n\n<IMPORTANT>\nReminder:\n- Function calls MUST follow the specified format: an inner <function=...></function> block must be nested within <tool_call></tool_call> XML tags\n- Required parameters MUST be specified\n- You may provide optional reasoning for your function call in natural language BEFORE the function call, but NOT after\n- If there is no function call available, answer the question like normal with your current knowledge and do not tell the user about function calls\n</IMPORTANT><|im_end|>\n<|im_start|>user\nWhat's the weather like in Paris?<|im_end|>\n<|im_start|>assistant\n<tool_call>\n<function=get_current_weather>\n<parameter=location>\nParis, France\n</parameter>\n<parameter=unit>\ncelsius\n</parameter>\n</function>\n</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\n{\"temperature\": 22, \"unit\": \"celsius\"}\n</tool_response>\n<|im_end|>\n<|im_start|>assistant\nIt is 22 °C in Paris.<|im_end|>\n<|im_start|>assistant\n")),
+        ModelCase("Qwen3-Coder-30B-A3B-Instruct", "a JSON-string tool call argument is an error, as in transformers", template: ModelTemplates.qwen3Coder, messages: [["role": .string("user"), "content": .string("x")], ["role": .string("assistant"), "content": .string(""), "tool_calls": .array([.dictionary(TemplateDictionary([("function", .dictionary(TemplateDictionary([("name", .string("f")), ("arguments", .string("{\"a\": 1}"))])))]))])]], addGenerationPrompt: false, bos: nil, eos: "<|im_end|>", extra: [:], .error),
     ]
 }

@@ -6,12 +6,19 @@
 //
 // Supported Jinja: `{{ }}`, `{% %}`, `{# #}`, whitespace control (`-`/`+`), `{% raw %}`; statements
 // `if/elif/else`, `for ... in ... [if ...]` with `else`, `loop.*`, `break`, `continue`, `set`
-// (including `ns.attr` and block set), `macro`, `with`, `filter`; literals, lists, dicts, attribute and
-// item access, slices, arithmetic, `~`, comparisons, `in`, `and/or/not`, conditional expressions,
-// calls, filters and tests (see TemplateBuiltins.swift), str/dict/list methods.
-// Not supported: template inheritance/includes/imports, call blocks, recursive loops, `*args` in
-// calls, tuples as a type distinct from lists, non-string dict keys; `select`/`map`/`range`/`items()`
-// return lists where Python returns generators or views (the same when iterated or joined).
+// (including `ns.attr = ...` with `namespace(...)`, tuple unpacking and block set), `macro`, `with`,
+// `filter`; literals, lists, dicts, attribute and item access, slices, arithmetic, `~`, comparisons,
+// `in`, `and/or/not`, conditional expressions, calls, filters and tests (TemplateBuiltins.swift),
+// str/dict/list methods, and jinja2's default `Undefined` semantics.
+//
+// Deliberately not supported (a template using them fails with a syntax or runtime error, or the
+// noted difference shows): `include`/`import`/`extends`/`block`, call blocks (`{% call %}`, `caller`),
+// recursive loops, `loop.changed`, `*args`/`**kwargs` in calls and macro `varargs`/`kwargs`, the `do`
+// and i18n extensions, dict keys other than strings, integers beyond 64 bits, `str.format` specs.
+// Tuples are lists, and `select`/`map`/`range`/`dict.items()` return lists where Python returns
+// generators or views: the same when iterated, joined, counted or serialized, but `{{ (1, 2) }}`
+// prints `[1, 2]` instead of `(1, 2)`. An unclosed block is reported at the line that opened it
+// (jinja2 reports the end of the template).
 
 import Foundation
 

@@ -220,13 +220,12 @@ enum PyString {
         var replaced = 0
         if needle.isEmpty {
             // Python inserts `new` between characters and at both ends.
-            for (i, c) in hay.enumerated() {
+            for c in hay {
                 if count < 0 || replaced < count {
                     out.append(contentsOf: new.unicodeScalars)
                     replaced += 1
                 }
                 out.append(c)
-                _ = i
             }
             if count < 0 || replaced < count { out.append(contentsOf: new.unicodeScalars) }
             return String(out)

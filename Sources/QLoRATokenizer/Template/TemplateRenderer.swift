@@ -31,8 +31,6 @@ struct TemplateProgram: Sendable {
 struct TemplateCallArgs {
     var positional: [TemplateValue] = []
     var keywords: [(name: String, value: TemplateValue)] = []
-
-    var isEmpty: Bool { positional.isEmpty && keywords.isEmpty }
 }
 
 struct TemplateRenderer {

@@ -78,8 +78,6 @@ enum Py {
         }
     }
 
-    static func scalars(_ s: String) -> [Unicode.Scalar] { Array(s.unicodeScalars) }
-
     static func string(_ scalars: ArraySlice<Unicode.Scalar>) -> String {
         var view = String.UnicodeScalarView()
         view.append(contentsOf: scalars)

@@ -1,0 +1,98 @@
+import Foundation
+import QLoRACore
+import QLoRAFormats
+import QLoRATokenizer
+
+/// A loaded model and its tokenizer.
+public struct LoadedModel: Sendable {
+    public var model: LlamaModel
+    public var tokenizer: Tokenizer
+    /// Seconds spent loading (parse + dequantize/convert to fp32).
+    public var loadSeconds: Double
+}
+
+/// Loads a LLaMA-family model from an HF directory (config.json + safetensors, single or sharded) or a
+/// GGUF file, into fp32 weights in HF layout.
+public enum ModelLoader {
+    public static func load(path: String, backend: any Backend) throws -> LoadedModel {
+        let started = Date()
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ModelError(file: path, "no such file or directory")
+        }
+        let config: LlamaConfig, weights: LlamaWeights, tokenizer: Tokenizer
+        if isDirectory.boolValue {
+            let dir = URL(fileURLWithPath: path)
+            let configURL = dir.appendingPathComponent("config.json")
+            guard let bytes = FileManager.default.contents(atPath: configURL.path) else {
+                throw ModelError(file: configURL.path, "missing: an HF model directory needs config.json")
+            }
+            config = try LlamaConfig.fromHF(Array(bytes), file: configURL.path)
+            weights = try loadSafetensors(dir: dir, config: config)
+            tokenizer = try Tokenizer.load(path: path)
+        } else if path.lowercased().hasSuffix(".gguf") {
+            let file = try GGUFFile(path: path)
+            config = try LlamaConfig.fromGGUF(file.metadata, file: path)
+            weights = try loadGGUF(file, config: config)
+            tokenizer = try Tokenizer.load(path: path)
+        } else {
+            throw ModelError(file: path, "expected an HF model directory or a .gguf file")
+        }
+        try weights.validate(config, file: path)
+        let model = LlamaModel(config: config, weights: weights, backend: backend)
+        return LoadedModel(model: model, tokenizer: tokenizer, loadSeconds: Date().timeIntervalSince(started))
+    }
+
+    static func loadSafetensors(dir: URL, config c: LlamaConfig) throws -> LlamaWeights {
+        let checkpoint = try SafetensorsCheckpoint(path: dir.path)
+        func tensor(_ name: String, optional: Bool = false) throws -> [Float]? {
+            guard let (file, info) = checkpoint.tensor(named: name) else {
+                if optional { return nil }
+                throw ModelError(file: dir.path, "tensor `\(name)` is missing")
+            }
+            return try file.floats(info)
+        }
+        func required(_ name: String) throws -> [Float] { try tensor(name)! }
+        var layers: [LlamaWeights.Layer] = []
+        for i in 0..<c.layers {
+            let p = "model.layers.\(i)."
+            layers.append(LlamaWeights.Layer(
+                attnNorm: try required(p + "input_layernorm.weight"),
+                wq: try required(p + "self_attn.q_proj.weight"), wk: try required(p + "self_attn.k_proj.weight"),
+                wv: try required(p + "self_attn.v_proj.weight"), wo: try required(p + "self_attn.o_proj.weight"),
+                bq: c.attentionBias ? try required(p + "self_attn.q_proj.bias") : nil,
+                bk: c.attentionBias ? try required(p + "self_attn.k_proj.bias") : nil,
+                bv: c.attentionBias ? try required(p + "self_attn.v_proj.bias") : nil,
+                ffnNorm: try required(p + "post_attention_layernorm.weight"),
+                wGate: try required(p + "mlp.gate_proj.weight"), wUp: try required(p + "mlp.up_proj.weight"),
+                wDown: try required(p + "mlp.down_proj.weight")))
+        }
+        let lmHead = c.tieWordEmbeddings ? nil : try tensor("lm_head.weight", optional: true)
+        return LlamaWeights(embedding: try required("model.embed_tokens.weight"), layers: layers,
+                            finalNorm: try required("model.norm.weight"), lmHead: lmHead)
+    }
+
+    /// GGUF tensors (spec safetensors-and-gguf §3.3) dequantized to fp32; Q/K rows un-permuted back to
+    /// HF's rotate-half order (§3.4). `output.weight` absent means tied to `token_embd.weight`.
+    static func loadGGUF(_ file: GGUFFile, config c: LlamaConfig) throws -> LlamaWeights {
+        func tensor(_ name: String) throws -> [Float] {
+            guard let info = file.tensor(named: name) else { throw ModelError(file: file.path, "tensor `\(name)` is missing") }
+            return try file.floats(info)
+        }
+        var layers: [LlamaWeights.Layer] = []
+        for i in 0..<c.layers {
+            let p = "blk.\(i)."
+            var wq = try tensor(p + "attn_q.weight"), wk = try tensor(p + "attn_k.weight")
+            GGUFDequantizer.unpermuteRows(&wq, rows: c.heads * c.headDim, columns: c.hiddenSize, heads: c.heads)
+            GGUFDequantizer.unpermuteRows(&wk, rows: c.kvHeads * c.headDim, columns: c.hiddenSize, heads: c.kvHeads)
+            layers.append(LlamaWeights.Layer(
+                attnNorm: try tensor(p + "attn_norm.weight"), wq: wq, wk: wk, wv: try tensor(p + "attn_v.weight"),
+                wo: try tensor(p + "attn_output.weight"), ffnNorm: try tensor(p + "ffn_norm.weight"),
+                wGate: try tensor(p + "ffn_gate.weight"), wUp: try tensor(p + "ffn_up.weight"),
+                wDown: try tensor(p + "ffn_down.weight")))
+        }
+        let lmHead = file.tensor(named: "output.weight") == nil ? nil : try tensor("output.weight")
+        return LlamaWeights(embedding: try tensor("token_embd.weight"), layers: layers,
+                            finalNorm: try tensor("output_norm.weight"), lmHead: lmHead)
+    }
+}
