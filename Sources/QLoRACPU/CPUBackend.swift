@@ -19,6 +19,12 @@ public struct CPUBackend: Backend {
             if !accumulate { c.update(repeating: 0, count: m * n) }
             return
         }
+        if m == 1 {
+            // One row (decoding): sgemv reads the weight once, where sgemm would first pack (copy) all of it.
+            cblas_sgemv(Int32(QLoRACBLASRowMajor.rawValue), Int32(QLoRACBLASNoTrans.rawValue), Int32(n), Int32(k), 1, b, Int32(k),
+                        a, 1, accumulate ? 1 : 0, c, 1)
+            return
+        }
         cblas_sgemm(Int32(QLoRACBLASRowMajor.rawValue), Int32(QLoRACBLASNoTrans.rawValue), Int32(QLoRACBLASTrans.rawValue),
                     Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(k), accumulate ? 1 : 0, c, Int32(n))
     }

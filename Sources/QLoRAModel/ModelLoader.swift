@@ -16,11 +16,18 @@ public struct LoadedModel: Sendable {
 public enum ModelLoader {
     public static func load(path: String, backend: any Backend) throws -> LoadedModel {
         let started = Date()
+        let model = try loadModel(path: path, backend: backend)
+        let tokenizer = try Tokenizer.load(path: path)
+        return LoadedModel(model: model, tokenizer: tokenizer, loadSeconds: Date().timeIntervalSince(started))
+    }
+
+    /// The model alone (no tokenizer needed).
+    public static func loadModel(path: String, backend: any Backend) throws -> LlamaModel {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw ModelError(file: path, "no such file or directory")
         }
-        let config: LlamaConfig, weights: LlamaWeights, tokenizer: Tokenizer
+        let config: LlamaConfig, weights: LlamaWeights
         if isDirectory.boolValue {
             let dir = URL(fileURLWithPath: path)
             let configURL = dir.appendingPathComponent("config.json")
@@ -29,18 +36,15 @@ public enum ModelLoader {
             }
             config = try LlamaConfig.fromHF(Array(bytes), file: configURL.path)
             weights = try loadSafetensors(dir: dir, config: config)
-            tokenizer = try Tokenizer.load(path: path)
         } else if path.lowercased().hasSuffix(".gguf") {
             let file = try GGUFFile(path: path)
             config = try LlamaConfig.fromGGUF(file.metadata, file: path)
             weights = try loadGGUF(file, config: config)
-            tokenizer = try Tokenizer.load(path: path)
         } else {
             throw ModelError(file: path, "expected an HF model directory or a .gguf file")
         }
         try weights.validate(config, file: path)
-        let model = LlamaModel(config: config, weights: weights, backend: backend)
-        return LoadedModel(model: model, tokenizer: tokenizer, loadSeconds: Date().timeIntervalSince(started))
+        return LlamaModel(config: config, weights: weights, backend: backend)
     }
 
     static func loadSafetensors(dir: URL, config c: LlamaConfig) throws -> LlamaWeights {

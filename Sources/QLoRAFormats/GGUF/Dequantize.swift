@@ -157,11 +157,13 @@ public enum GGUFDequantizer {
     static let parallelThreshold = 1 << 16
     /// Target output elements per parallel task (256 KiB of Float32).
     static let chunkElements = 1 << 16
+    /// Cores to spread large inputs over, read once (on Linux the query reads cgroup files).
+    static let workerCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     private static func run(_ kernel: DequantKernels.Kernel, _ src: UnsafeRawPointer,
                             _ dst: UnsafeMutablePointer<Float>, blocks: Int, blockSize: Int, blockBytes: Int) {
         let count = blocks * blockSize
-        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let cores = workerCount
         guard cores > 1, count >= parallelThreshold else {
             kernel(src, dst, blocks)
             return

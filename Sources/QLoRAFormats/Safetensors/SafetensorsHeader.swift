@@ -50,14 +50,14 @@ enum SafetensorsHeaderParser {
             if case .duplicateKey(let key) = error.kind {
                 // A repeated top-level key is a repeated tensor name; a key repeated deeper is inside the
                 // entry of the last top-level key before it.
-                let prefix = HeaderLexicalScan(UnsafeRawBufferPointer(rebasing: header[..<min(error.offset, n)]))
+                let prefix = SafetensorsHeaderScan(UnsafeRawBufferPointer(rebasing: header[..<min(error.offset, n)]))
                 tensor = prefix.finalDepth <= 1 ? key : prefix.keyNames.last
             }
             throw fail(.headerNotJSON(error.description), at: 8 + error.offset, tensor: tensor)
         }
         guard case .object(let object) = root else { throw fail(.headerNotObject(found: root.typeName), at: 8) }
 
-        let lexical = HeaderLexicalScan(header)
+        let lexical = SafetensorsHeaderScan(header)
         let dataStart = 8 + n
         let dataSize = count - dataStart
         var metadata: [String: String] = [:]
@@ -180,7 +180,7 @@ enum SafetensorsHeaderParser {
 /// `JSONValue` has lost: where each top-level key starts, and how each number was written (`2`, or `2.0`,
 /// `2e0`, `-0`, which `Double` cannot tell apart). The reference reader deserializes dims and offsets as
 /// `usize`, so it rejects every number written with a fraction, an exponent or a sign; so does this reader.
-struct HeaderLexicalScan {
+struct SafetensorsHeaderScan {
     struct Number {
         /// Offset of the number within the header.
         var offset: Int
