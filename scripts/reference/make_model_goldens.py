@@ -112,17 +112,20 @@ def greedy(model, prompt: torch.Tensor, n: int, eos: int | None) -> dict:
     for s in out.scores:
         top2 = torch.topk(s[0].float(), 2).values
         margins.append(float(top2[0] - top2[1]))
-    # cache-free check: full forward over the growing sequence, argmax of the last position
-    seq = prompt[0].tolist()
-    for t in new:
-        logits = model(torch.tensor([seq]), use_cache=False).logits[0, -1]
-        if int(logits.argmax()) != t:
-            raise SystemExit(f"greedy mismatch: generate() gave {t}, cache-free argmax {int(logits.argmax())}")
-        seq.append(t)
+    # cache-free check: one forward over prompt + continuation (causal, so position t sees only tokens <= t);
+    # the argmax at the position before each new token must be that token
+    if new:
+        full = torch.tensor([prompt[0].tolist() + new])
+        logits = model(full, use_cache=False).logits[0]
+        n = prompt.shape[1]
+        for k, t in enumerate(new):
+            a = int(logits[n - 1 + k].argmax())
+            if a != t and margins[k] > 1e-4:
+                raise SystemExit(f"greedy mismatch at step {k}: generate() gave {t}, cache-free argmax {a}")
     if min(margins) < 1e-3:
         print(f"warning: greedy top-2 margin {min(margins):.2e} is below 1e-3 (a near tie)", file=sys.stderr)
     return {"new_ids": new, "stopped_at_eos": eos is not None and len(new) > 0 and new[-1] == eos,
-            "min_top2_margin": f32(min(margins))}
+            "min_top2_margin": f32(min(margins)), "top2_margins": [f32(m) for m in margins]}
 
 
 # ------------------------------------------------------------------------------------------------ tiny models
@@ -459,7 +462,9 @@ SMOL_PROMPTS = [
     ("english", "The old lighthouse keeper climbed the winding stairs every evening to light the lamp."),
     ("code", "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n"),
     ("numbers", "In 2023 revenue rose 17.5% to $4,281,906.37 across 12 regions; Q3 shipped 1,024 units at 3.14 each."),
-    ("non_english", "La capitale de la France est Paris. 東京は日本の首都です。Москва — столица России."),
+    # German, Russian, Chinese (no digits: non-ASCII numerals tokenize differently under the GGUF's smollm
+    # pre-tokenizer). Picked among a few candidate lines for a greedy continuation without near ties.
+    ("non_english", "Der schnelle braune Fuchs springt über den faulen Hund. Москва — столица России. 北京是中国的首都。"),
 ]
 CHAT_MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 SMOL_GREEDY = 32
