@@ -2,8 +2,8 @@ import COpenBLAS
 import Foundation
 import QLoRACore
 
-/// The fast CPU backend: GEMMs through OpenBLAS sgemm (threaded by OpenBLAS), the other ops as
-/// vectorizable loops, attention parallelized over heads.
+/// The fast CPU backend: GEMMs through OpenBLAS sgemm/sgemv (threaded by OpenBLAS), attention as two
+/// GEMMs per head, the other ops as vectorizable loops.
 public struct CPUBackend: Backend {
     public let threads: Int
 
@@ -56,49 +56,39 @@ public struct CPUBackend: Backend {
         }
     }
 
+    /// Per head: `S = Q_h·K_hᵀ` (sgemm over strided rows), causal mask, row softmax, `O_h = P·V_h` (sgemm).
     public func attention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                           rows: Int, start: Int, heads: Int, kvHeads: Int, headDim: Int, scale: Float) {
         let group = heads / kvHeads
         let qStride = heads * headDim, kvStride = kvHeads * headDim
         let total = start + rows
-        let work = UnsafeSendable((q, k, v, out))
-        // One task per (head, block of query rows).
-        let rowBlock = max(1, min(rows, 64))
-        let rowBlocks = (rows + rowBlock - 1) / rowBlock
-        DispatchQueue.concurrentPerform(iterations: heads * rowBlocks) { task in
-            let (q, k, v, out) = work.value
-            let h = task % heads, rb = task / heads
+        let rowMajor = Int32(QLoRACBLASRowMajor.rawValue)
+        let noTrans = Int32(QLoRACBLASNoTrans.rawValue), trans = Int32(QLoRACBLASTrans.rawValue)
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: rows * total)
+        defer { scores.deallocate() }
+        for h in 0..<heads {
             let kvh = h / group
-            var scores = [Float](repeating: 0, count: total)
-            var acc = [Float](repeating: 0, count: headDim)
-            for t in (rb * rowBlock)..<min(rows, (rb + 1) * rowBlock) {
+            // scores[t, s] = scale · q[t]·k[s]
+            cblas_sgemm(rowMajor, noTrans, trans, Int32(rows), Int32(total), Int32(headDim), scale,
+                        q + h * headDim, Int32(qStride), k + kvh * headDim, Int32(kvStride), 0, scores, Int32(total))
+            for t in 0..<rows {
+                let row = scores + t * total
                 let visible = start + t + 1
-                let qRow = q + t * qStride + h * headDim
                 var maxScore = -Float.infinity
-                for s in 0..<visible {
-                    let kRow = k + s * kvStride + kvh * headDim
-                    var dot: Float = 0
-                    for d in 0..<headDim { dot += qRow[d] * kRow[d] }
-                    let sc = dot * scale
-                    scores[s] = sc
-                    if sc > maxScore { maxScore = sc }
-                }
+                for s in 0..<visible where row[s] > maxScore { maxScore = row[s] }
                 var sum: Float = 0
                 for s in 0..<visible {
-                    let e = Foundation.exp(scores[s] - maxScore)
-                    scores[s] = e
+                    let e = Foundation.exp(row[s] - maxScore)
+                    row[s] = e
                     sum += e
                 }
-                for d in 0..<headDim { acc[d] = 0 }
-                for s in 0..<visible {
-                    let p = scores[s]
-                    let vRow = v + s * kvStride + kvh * headDim
-                    for d in 0..<headDim { acc[d] += p * vRow[d] }
-                }
-                let o = out + t * qStride + h * headDim
                 let inv = 1 / sum
-                for d in 0..<headDim { o[d] = acc[d] * inv }
+                for s in 0..<visible { row[s] *= inv }
+                for s in visible..<total { row[s] = 0 }
             }
+            // out[t, h·D..] = P[t, :] · V_h
+            cblas_sgemm(rowMajor, noTrans, noTrans, Int32(rows), Int32(headDim), Int32(total), 1,
+                        scores, Int32(total), v + kvh * headDim, Int32(kvStride), 0, out + h * headDim, Int32(qStride))
         }
     }
 
@@ -114,8 +104,3 @@ public struct CPUBackend: Backend {
     }
 }
 
-/// Carries raw pointers into a concurrent loop whose iterations write disjoint memory.
-struct UnsafeSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
