@@ -28,11 +28,8 @@ func promptIDs(_ loaded: LoadedModel, prompt: String, chat: Bool) throws -> [Int
     }
 }
 
-struct GenerateCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "generate",
-        abstract: "Generate text from a model (greedy with --temperature 0), streaming tokens as they come.")
-
+/// Options `generate` and `logits` share.
+struct ModelPromptOptions: ParsableArguments {
     @Option(help: "An HF model directory or a .gguf file.")
     var model: String
 
@@ -41,6 +38,17 @@ struct GenerateCommand: ParsableCommand {
 
     @Flag(help: "Wrap the prompt as a user message in the model's chat template (with the generation prompt).")
     var chat = false
+
+    @Option(help: "Compute threads (default: all cores).")
+    var threads: Int?
+}
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text from a model (greedy with --temperature 0), streaming tokens as they come.")
+
+    @OptionGroup var options: ModelPromptOptions
 
     @Option(help: "Maximum number of new tokens.")
     var maxNewTokens = 128
@@ -54,9 +62,6 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Seed for sampling.")
     var seed: UInt64 = 0
 
-    @Option(help: "Compute threads (default: all cores).")
-    var threads: Int?
-
     func validate() throws {
         guard maxNewTokens > 0 else { throw ValidationError("--max-new-tokens must be > 0") }
         guard temperature >= 0 else { throw ValidationError("--temperature must be >= 0") }
@@ -64,8 +69,8 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try loadModel(model, threads: threads)
-        let ids = try promptIDs(loaded, prompt: prompt, chat: chat)
+        let loaded = try loadModel(options.model, threads: options.threads)
+        let ids = try promptIDs(loaded, prompt: options.prompt, chat: options.chat)
         var stops = Set(loaded.model.config.eosTokenIDs)
         if let eos = loaded.tokenizer.eosTokenID { stops.insert(eos) }
         let tokenizer = loaded.tokenizer
@@ -94,14 +99,7 @@ struct LogitsCommand: ParsableCommand {
         commandName: "logits",
         abstract: "Top-K logits at the last position and the sequence's mean negative log-likelihood.")
 
-    @Option(help: "An HF model directory or a .gguf file.")
-    var model: String
-
-    @Option(help: "The prompt text (encoded with special tokens as the tokenizer adds them).")
-    var prompt: String
-
-    @Flag(help: "Wrap the prompt in the chat template first.")
-    var chat = false
+    @OptionGroup var options: ModelPromptOptions
 
     @Option(help: "How many top logits to print.")
     var topK = 10
@@ -109,12 +107,9 @@ struct LogitsCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
-    @Option(help: "Compute threads (default: all cores).")
-    var threads: Int?
-
     func run() throws {
-        let loaded = try loadModel(model, threads: threads)
-        let ids = try promptIDs(loaded, prompt: prompt, chat: chat)
+        let loaded = try loadModel(options.model, threads: options.threads)
+        let ids = try promptIDs(loaded, prompt: options.prompt, chat: options.chat)
         guard !ids.isEmpty else {
             printError("error: the prompt encodes to no tokens")
             throw ExitCode(2)

@@ -179,4 +179,19 @@ func temporaryDirectory() throws -> URL {
         #expect(result.status == 2)
         #expect(result.stderr.contains("\(file.path): model.merges[0]: `b` is not in the vocab"))
     }
+
+    static let smolGGUF = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: CLI.root.appendingPathComponent(smolGGUF).path),
+                   "run scripts/fetch_model.py (make data)"))
+    func generateAnswersTheCapitalOfFrance() throws {
+        let result = try CLI.run(["generate", "--model", Self.smolGGUF, "--chat", "--prompt", "What is the capital of France?",
+                                  "--max-new-tokens", "24"])
+        #expect(result.status == 0, "\(result.all)")
+        #expect(result.stdout == "The capital of France is Paris.\n")
+        let logits = try CLI.run(["logits", "--model", Self.smolGGUF, "--prompt", "The capital of France is", "--top-k", "1", "--json"])
+        #expect(logits.status == 0)
+        #expect(logits.stdout.contains(#""id":7042"#))
+        #expect(try CLI.run(["generate", "--model", "nope.gguf", "--prompt", "x"]).status == 2)
+    }
 }
