@@ -32,21 +32,21 @@ public final class GGUFFile: @unchecked Sendable {
     /// tensors the padding need not be present, so this may then exceed `fileSize`.
     public let dataOffset: Int
 
-    private let storage: GGUFStorage
+    private let storage: MappedBytes
     private let tensorIndex: [String: Int]
 
     /// Maps and parses the file at `path`.
     public convenience init(path: String, limits: GGUFLimits = GGUFLimits()) throws(GGUFError) {
-        try self.init(storage: GGUFStorage(mapping: path), path: path, limits: limits)
+        try self.init(storage: MappedBytes.mapping(path, as: GGUFError.self), path: path, limits: limits)
     }
 
     /// Parses a copy of `bytes` (tests, files built in memory); `path` labels error messages.
     public convenience init(bytes: [UInt8], path: String = "<memory>",
                             limits: GGUFLimits = GGUFLimits()) throws(GGUFError) {
-        try self.init(storage: GGUFStorage(copying: bytes), path: path, limits: limits)
+        try self.init(storage: MappedBytes(copying: bytes), path: path, limits: limits)
     }
 
-    private init(storage: GGUFStorage, path: String, limits: GGUFLimits) throws(GGUFError) {
+    private init(storage: MappedBytes, path: String, limits: GGUFLimits) throws(GGUFError) {
         var parser = GGUFParser(base: storage.base, count: storage.count, path: path, limits: limits)
         let header = try parser.parse()
         self.storage = storage
@@ -100,58 +100,16 @@ public final class GGUFFile: @unchecked Sendable {
     }
 }
 
-/// Owns the bytes a GGUFFile reads: a read-only private mapping (unmapped in deinit) or a heap copy.
-private final class GGUFStorage {
-    let base: UnsafeRawPointer
-    let count: Int
-    private let mapped: Bool
-
-    /// Maps the regular file at `path`. An empty file gets a zero-length heap buffer (mmap rejects length 0).
-    init(mapping path: String) throws(GGUFError) {
-        var fd: Int32
-        repeat { fd = open(path, O_RDONLY | O_CLOEXEC) } while fd < 0 && errno == EINTR
-        guard fd >= 0 else { throw GGUFError(path: path, kind: .cannotOpen(reason: Self.systemMessage(errno))) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            throw GGUFError(path: path, kind: .cannotOpen(reason: Self.systemMessage(errno)))
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw GGUFError(path: path, kind: .cannotOpen(reason: "not a regular file"))
-        }
-        let size = Int(info.st_size)
-        if size == 0 {
-            base = UnsafeRawPointer(UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 16))
-            count = 0
-            mapped = false
-            return
-        }
-        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
-            throw GGUFError(path: path, kind: .cannotMap(reason: Self.systemMessage(errno)))
-        }
-        base = UnsafeRawPointer(p)
-        count = size
-        mapped = true
-    }
-
-    /// Copies `bytes` into a private heap buffer.
-    init(copying bytes: [UInt8]) {
-        let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 16)
-        bytes.withUnsafeBytes { source in
-            if let src = source.baseAddress { p.copyMemory(from: src, byteCount: source.count) }
-        }
-        base = UnsafeRawPointer(p)
-        count = bytes.count
-        mapped = false
-    }
-
-    deinit {
-        if mapped {
-            munmap(UnsafeMutableRawPointer(mutating: base), count)
-        } else {
-            UnsafeMutableRawPointer(mutating: base).deallocate()
+extension MappedBytes {
+    /// Maps `path`, reporting failures as `GGUFError`.
+    static func mapping(_ path: String, as _: GGUFError.Type) throws(GGUFError) -> MappedBytes {
+        do {
+            return try MappedBytes(mapping: path)
+        } catch {
+            switch error {
+            case .cannotOpen(let reason): throw GGUFError(path: path, kind: .cannotOpen(reason: reason))
+            case .cannotMap(let reason): throw GGUFError(path: path, kind: .cannotMap(reason: reason))
+            }
         }
     }
-
-    private static func systemMessage(_ code: Int32) -> String { String(cString: strerror(code)) }
 }

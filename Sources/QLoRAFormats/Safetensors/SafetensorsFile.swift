@@ -32,20 +32,20 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// N, the header's length in bytes (padding included).
     public let headerLength: Int
 
-    private let storage: SafetensorsStorage
+    private let storage: MappedBytes
     private let tensorIndex: [String: Int]
 
     /// Maps and validates the file at `path`.
     public convenience init(path: String) throws(SafetensorsError) {
-        try self.init(storage: SafetensorsStorage(mapping: path), path: path)
+        try self.init(storage: MappedBytes.mapping(path, as: SafetensorsError.self), path: path)
     }
 
     /// Validates a copy of `bytes` (tests, files built in memory); `path` labels error messages.
     public convenience init(bytes: [UInt8], path: String = "<memory>") throws(SafetensorsError) {
-        try self.init(storage: SafetensorsStorage(copying: bytes), path: path)
+        try self.init(storage: MappedBytes(copying: bytes), path: path)
     }
 
-    private init(storage: SafetensorsStorage, path: String) throws(SafetensorsError) {
+    private init(storage: MappedBytes, path: String) throws(SafetensorsError) {
         let header = try SafetensorsHeaderParser.parse(base: storage.base, count: storage.count, path: path)
         self.storage = storage
         self.path = path
@@ -116,60 +116,16 @@ public final class SafetensorsFile: @unchecked Sendable {
     }
 }
 
-/// Owns the bytes a SafetensorsFile reads: a read-only private mapping (unmapped in deinit) or a heap copy.
-final class SafetensorsStorage {
-    let base: UnsafeRawPointer
-    let count: Int
-    private let mapped: Bool
-
-    /// Maps the regular file at `path`. An empty file gets a zero-length heap buffer (mmap rejects length 0).
-    init(mapping path: String) throws(SafetensorsError) {
-        var fd: Int32
-        repeat { fd = open(path, O_RDONLY | O_CLOEXEC) } while fd < 0 && errno == EINTR
-        guard fd >= 0 else { throw SafetensorsError(path: path, kind: .cannotOpen(reason: Self.systemMessage(errno))) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            throw SafetensorsError(path: path, kind: .cannotOpen(reason: Self.systemMessage(errno)))
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw SafetensorsError(path: path, kind: .cannotOpen(reason: "not a regular file"))
-        }
-        guard let size = Int(exactly: info.st_size), size >= 0 else {
-            throw SafetensorsError(path: path, kind: .cannotOpen(reason: "bad file size \(info.st_size)"))
-        }
-        if size == 0 {
-            base = UnsafeRawPointer(UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 16))
-            count = 0
-            mapped = false
-            return
-        }
-        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
-            throw SafetensorsError(path: path, kind: .cannotMap(reason: Self.systemMessage(errno)))
-        }
-        base = UnsafeRawPointer(p)
-        count = size
-        mapped = true
-    }
-
-    /// Copies `bytes` into a private heap buffer.
-    init(copying bytes: [UInt8]) {
-        let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 16)
-        bytes.withUnsafeBytes { source in
-            if let src = source.baseAddress { p.copyMemory(from: src, byteCount: source.count) }
-        }
-        base = UnsafeRawPointer(p)
-        count = bytes.count
-        mapped = false
-    }
-
-    deinit {
-        if mapped {
-            munmap(UnsafeMutableRawPointer(mutating: base), count)
-        } else {
-            UnsafeMutableRawPointer(mutating: base).deallocate()
+extension MappedBytes {
+    /// Maps `path`, reporting failures as `SafetensorsError`.
+    static func mapping(_ path: String, as _: SafetensorsError.Type) throws(SafetensorsError) -> MappedBytes {
+        do {
+            return try MappedBytes(mapping: path)
+        } catch {
+            switch error {
+            case .cannotOpen(let reason): throw SafetensorsError(path: path, kind: .cannotOpen(reason: reason))
+            case .cannotMap(let reason): throw SafetensorsError(path: path, kind: .cannotMap(reason: reason))
+            }
         }
     }
-
-    private static func systemMessage(_ code: Int32) -> String { String(cString: strerror(code)) }
 }
