@@ -29,6 +29,28 @@ public struct CPUBackend: Backend {
                     Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(k), accumulate ? 1 : 0, c, Int32(n))
     }
 
+    public func matmul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+                       m: Int, n: Int, k: Int, accumulate: Bool) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            if !accumulate { c.update(repeating: 0, count: m * n) }
+            return
+        }
+        cblas_sgemm(Int32(QLoRACBLASRowMajor.rawValue), Int32(QLoRACBLASNoTrans.rawValue), Int32(QLoRACBLASNoTrans.rawValue),
+                    Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), accumulate ? 1 : 0, c, Int32(n))
+    }
+
+    public func matmulTransposedA(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+                                  m: Int, n: Int, k: Int, accumulate: Bool) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            if !accumulate { c.update(repeating: 0, count: m * n) }
+            return
+        }
+        cblas_sgemm(Int32(QLoRACBLASRowMajor.rawValue), Int32(QLoRACBLASTrans.rawValue), Int32(QLoRACBLASNoTrans.rawValue),
+                    Int32(m), Int32(n), Int32(k), 1, a, Int32(m), b, Int32(n), accumulate ? 1 : 0, c, Int32(n))
+    }
+
     public func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
                         rows: Int, dim: Int, eps: Float) {
         for r in 0..<rows {

@@ -11,6 +11,16 @@ public protocol Backend: Sendable {
     func matmulTransposed(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
                           m: Int, n: Int, k: Int, accumulate: Bool)
 
+    /// `c[m, n] = a[m, k] · b[k, n]` (the input gradient of a linear layer, `dx = dy · W`); with
+    /// `accumulate`, adds to `c`.
+    func matmul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+                m: Int, n: Int, k: Int, accumulate: Bool)
+
+    /// `c[m, n] = a[k, m]ᵀ · b[k, n]` (the weight gradient of a linear layer, `dW = dyᵀ · x`); with
+    /// `accumulate`, adds to `c`.
+    func matmulTransposedA(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+                           m: Int, n: Int, k: Int, accumulate: Bool)
+
     /// Per row of width `dim`: `out = weight ⊙ x / sqrt(mean(x²) + eps)` (LLaMA RMSNorm, fp32).
     func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
                  rows: Int, dim: Int, eps: Float)
@@ -43,6 +53,28 @@ public struct ReferenceBackend: Backend {
             for j in 0..<n {
                 var s: Float = 0
                 for p in 0..<k { s += a[i * k + p] * b[j * k + p] }
+                c[i * n + j] = accumulate ? c[i * n + j] + s : s
+            }
+        }
+    }
+
+    public func matmul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+                       m: Int, n: Int, k: Int, accumulate: Bool) {
+        for i in 0..<m {
+            for j in 0..<n {
+                var s: Float = 0
+                for p in 0..<k { s += a[i * k + p] * b[p * n + j] }
+                c[i * n + j] = accumulate ? c[i * n + j] + s : s
+            }
+        }
+    }
+
+    public func matmulTransposedA(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+                                  m: Int, n: Int, k: Int, accumulate: Bool) {
+        for i in 0..<m {
+            for j in 0..<n {
+                var s: Float = 0
+                for p in 0..<k { s += a[p * m + i] * b[p * n + j] }
                 c[i * n + j] = accumulate ? c[i * n + j] + s : s
             }
         }

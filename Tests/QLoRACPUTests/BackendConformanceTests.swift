@@ -28,6 +28,23 @@ import QLoRACPU
         #expect(close(c, r, tolerance: 1e-4))
     }
 
+    @Test(arguments: [(1, 7, 5), (13, 33, 64), (64, 96, 70)])
+    func matmulAndTransposedAMatchReference(m: Int, n: Int, k: Int) {
+        var rng = SeededGenerator(seed: UInt64(m * n + k))
+        let a = random(m * k, &rng), b = random(k * n, &rng)
+        for accumulate in [true, false] {
+            var r = random(m * n, &rng), c = r
+            reference.matmul(a, b, &r, m: m, n: n, k: k, accumulate: accumulate)
+            cpu.matmul(a, b, &c, m: m, n: n, k: k, accumulate: accumulate)
+            #expect(close(c, r, tolerance: 1e-4))
+            // a read as [k, m]: the same buffer, the other product.
+            var rt = random(m * n, &rng), ct = rt
+            reference.matmulTransposedA(a, b, &rt, m: m, n: n, k: k, accumulate: accumulate)
+            cpu.matmulTransposedA(a, b, &ct, m: m, n: n, k: k, accumulate: accumulate)
+            #expect(close(ct, rt, tolerance: 1e-4))
+        }
+    }
+
     @Test func normRopeSwigluAddMatchReference() {
         var rng = SeededGenerator(seed: 11)
         let rows = 5, dim = 64, heads = 4, headDim = 16
