@@ -23,7 +23,8 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
         .target(name: "QLoRACore"),
         .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("openblas")]),
-        .target(name: "QLoRACPU", dependencies: ["QLoRACore", "COpenBLAS"]),
+        .target(name: "CQLoRAKernels"),
+        .target(name: "QLoRACPU", dependencies: ["QLoRACore", "COpenBLAS", "CQLoRAKernels"]),
         .target(name: "QLoRAModel", dependencies: ["QLoRACore", "QLoRACPU", "QLoRAFormats", "QLoRATokenizer"]),
         .target(name: "QLoRAFormats", dependencies: [
             "QLoRACore", "CZlib",
@@ -48,6 +49,7 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "QLoRACLITests", dependencies: ["QLoRAFormats"]),
         .testTarget(name: "QLoRACPUTests", dependencies: ["QLoRACPU", "QLoRACore"]),
+        .testTarget(name: "QLoRACoreTests", dependencies: ["QLoRACore", "QLoRACPU", "QLoRAFormats"], exclude: ["Fixtures"]),
         .testTarget(name: "QLoRAModelTests", dependencies: ["QLoRAModel", "QLoRACPU", "QLoRACore", "QLoRAFormats"],
                     exclude: ["Fixtures"]),
     ]

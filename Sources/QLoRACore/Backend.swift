@@ -21,6 +21,15 @@ public protocol Backend: Sendable {
     func matmulTransposedA(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
                            m: Int, n: Int, k: Int, accumulate: Bool)
 
+    /// `y[m, n] = x[m, k] · dequant(w)ᵀ` for a 4-bit weight `w` of shape `[n, k]` (a frozen QLoRA base linear);
+    /// with `accumulate`, adds to `y`. The whole dequantized matrix is never materialized by fast backends.
+    func linear(_ x: UnsafePointer<Float>, _ w: FourBitTensor, _ y: UnsafeMutablePointer<Float>, rows m: Int, accumulate: Bool)
+
+    /// `dx[m, k] = dy[m, n] · dequant(w)` for a 4-bit weight `w` of shape `[n, k]` (the input gradient through a
+    /// frozen base linear); with `accumulate`, adds to `dx`.
+    func linearBackwardInput(_ dy: UnsafePointer<Float>, _ w: FourBitTensor, _ dx: UnsafeMutablePointer<Float>, rows m: Int,
+                             accumulate: Bool)
+
     /// Per row of width `dim`: `out = weight ⊙ x / sqrt(mean(x²) + eps)` (LLaMA RMSNorm, fp32).
     func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
                  rows: Int, dim: Int, eps: Float)
@@ -78,6 +87,20 @@ public struct ReferenceBackend: Backend {
                 c[i * n + j] = accumulate ? c[i * n + j] + s : s
             }
         }
+    }
+
+    public func linear(_ x: UnsafePointer<Float>, _ w: FourBitTensor, _ y: UnsafeMutablePointer<Float>, rows m: Int,
+                       accumulate: Bool) {
+        let (n, k) = w.matrixShape
+        let dense = FourBitQuantizer.dequantizeReference(w)
+        matmulTransposed(x, dense, y, m: m, n: n, k: k, accumulate: accumulate)
+    }
+
+    public func linearBackwardInput(_ dy: UnsafePointer<Float>, _ w: FourBitTensor, _ dx: UnsafeMutablePointer<Float>, rows m: Int,
+                                    accumulate: Bool) {
+        let (n, k) = w.matrixShape
+        let dense = FourBitQuantizer.dequantizeReference(w)
+        matmul(dy, dense, dx, m: m, n: k, k: n, accumulate: accumulate)
     }
 
     public func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,

@@ -1,0 +1,121 @@
+import COpenBLAS
+import CQLoRAKernels
+import QLoRACore
+
+// Legend: x [m, k] activations, w [n, k] 4-bit weight (HF `[out, in]`), y [m, n].
+//
+// The 4-bit linear never dequantizes the whole matrix: it walks the weight in slabs sized to stay in the
+// L2 cache, dequantizes a slab with the SIMD kernel (`qlk_dequant4`, bit-identical to the scalar
+// reference), and feeds it to sgemm.
+//   forward   y[:, n0..<n1]  = x · slab(rows n0..<n1)ᵀ                     (slab = tn rows × k)
+//   backward  dx[:, k0..<k1] = dy · slab(all n rows, columns k0..<k1)     (slab = n × kc, full reduction over n)
+// Each output element is one sgemm dot product over the full reduction, as with a dense weight.
+
+extension CPUBackend {
+    /// Target slab size in floats (≈ 512 KiB: half of Zen 4's L2, leaving room for sgemm's packed panels).
+    static let slabFloats = 128 * 1024
+
+    public func linear(_ x: UnsafePointer<Float>, _ w: FourBitTensor, _ y: UnsafeMutablePointer<Float>, rows m: Int,
+                       accumulate: Bool) {
+        let (n, k) = w.matrixShape
+        guard m > 0, n > 0, k > 0 else { return }
+        let scales = w.scales(ofBlocks: 0..<w.blockCount)
+        let tileRows = max(16, min(n, Self.slabFloats / k) / 16 * 16)
+        let slab = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * k)
+        defer { slab.deallocate() }
+        let book = w.type.codebook
+        var n0 = 0
+        while n0 < n {
+            let tn = min(tileRows, n - n0)
+            FourBitKernels.dequantizeRows(w, scales: scales, codebook: book, rows: n0..<(n0 + tn), columns: 0..<k,
+                                          into: slab, threads: threads)
+            if m == 1 {
+                cblas_sgemv(Int32(QLoRACBLASRowMajor.rawValue), Int32(QLoRACBLASNoTrans.rawValue), Int32(tn), Int32(k), 1,
+                            slab, Int32(k), x, 1, accumulate ? 1 : 0, y + n0, 1)
+            } else {
+                cblas_sgemm(Int32(QLoRACBLASRowMajor.rawValue), Int32(QLoRACBLASNoTrans.rawValue), Int32(QLoRACBLASTrans.rawValue),
+                            Int32(m), Int32(tn), Int32(k), 1, x, Int32(k), slab, Int32(k), accumulate ? 1 : 0, y + n0, Int32(n))
+            }
+            n0 += tn
+        }
+    }
+
+    public func linearBackwardInput(_ dy: UnsafePointer<Float>, _ w: FourBitTensor, _ dx: UnsafeMutablePointer<Float>, rows m: Int,
+                                    accumulate: Bool) {
+        let (n, k) = w.matrixShape
+        guard m > 0, n > 0, k > 0 else { return }
+        let scales = w.scales(ofBlocks: 0..<w.blockCount)
+        let slabColumns = max(16, min(k, Self.slabFloats / n) / 16 * 16)
+        let slab = UnsafeMutablePointer<Float>.allocate(capacity: n * slabColumns)
+        defer { slab.deallocate() }
+        let book = w.type.codebook
+        var k0 = 0
+        while k0 < k {
+            let kc = min(slabColumns, k - k0)
+            FourBitKernels.dequantizeRows(w, scales: scales, codebook: book, rows: 0..<n, columns: k0..<(k0 + kc),
+                                          into: slab, threads: threads)
+            cblas_sgemm(Int32(QLoRACBLASRowMajor.rawValue), Int32(QLoRACBLASNoTrans.rawValue), Int32(QLoRACBLASNoTrans.rawValue),
+                        Int32(m), Int32(kc), Int32(n), 1, dy, Int32(n), slab, Int32(kc), accumulate ? 1 : 0, dx + k0, Int32(k))
+            k0 += kc
+        }
+    }
+}
+
+/// The SIMD dequantization entry points (bit-identical to `FourBitQuantizer.dequantizeReference`).
+public enum FourBitKernels {
+    /// Dequantizes the sub-matrix `rows × columns` of the 2-D tensor `w` into `out` (row-major,
+    /// `columns.count` floats per row). `scales` holds every block's float32 scale.
+    public static func dequantizeRows(_ w: FourBitTensor, scales: [Float], codebook: [Float], rows: Range<Int>,
+                                      columns: Range<Int>, into out: UnsafeMutablePointer<Float>, threads: Int) {
+        let k = w.shape.count == 2 ? w.shape[1] : w.count
+        let width = columns.count, bs = w.blocksize
+        w.packed.withUnsafeBufferPointer { packed in
+            scales.withUnsafeBufferPointer { sc in
+                codebook.withUnsafeBufferPointer { book in
+                    let p = packed.baseAddress!, s = sc.baseAddress!, b = book.baseAddress!
+                    let work = { (part: Range<Int>) in
+                        for r in part {
+                            let start = r * k + columns.lowerBound
+                            qlk_dequant4(p, b, s + start / bs, Int64(bs), Int64(start), Int64(width),
+                                         out + (r - rows.lowerBound) * width)
+                        }
+                    }
+                    let parts = rows.count * width >= 32768 ? max(1, threads) : 1
+                    Parallel.forEachRange(rows.count, parts: parts) { part in
+                        work((rows.lowerBound + part.lowerBound)..<(rows.lowerBound + part.upperBound))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Dequantizes the whole tensor to float32 (SIMD, threaded).
+    public static func dequantize(_ w: FourBitTensor, threads: Int = 1) -> [Float] {
+        var out = [Float](repeating: 0, count: w.count)
+        let scales = w.scales(ofBlocks: 0..<w.blockCount)
+        out.withUnsafeMutableBufferPointer { o in
+            if w.shape.count == 2 {
+                dequantizeRows(w, scales: scales, codebook: w.type.codebook, rows: 0..<w.shape[0], columns: 0..<w.shape[1],
+                               into: o.baseAddress!, threads: threads)
+            } else {
+                w.packed.withUnsafeBufferPointer { p in
+                    scales.withUnsafeBufferPointer { s in
+                        w.type.codebook.withUnsafeBufferPointer { b in
+                            qlk_dequant4(p.baseAddress!, b.baseAddress!, s.baseAddress!, Int64(w.blocksize), 0, Int64(w.count),
+                                         o.baseAddress!)
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// The SIMD path in use: "avx2" or "scalar".
+    public static var path: String { ["scalar", "avx2"][Int(qlk_dequant4_path())] }
+
+    /// Forces a path for tests/benchmarks ("scalar", "avx2"); nil restores the automatic choice.
+    public static func force(_ path: String?) {
+        qlk_force_path(Int32(path.flatMap { ["scalar", "avx2"].firstIndex(of: $0) } ?? -1))
+    }
+}
