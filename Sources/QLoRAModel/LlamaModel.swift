@@ -70,9 +70,9 @@ public final class LlamaModel: @unchecked Sendable {
 
         for (l, layer) in weights.layers.enumerated() {
             b.rmsNorm(x, weight: layer.attnNorm, &xn, rows: t, dim: h, eps: c.rmsNormEps)
-            b.matmulTransposed(xn, layer.wq, &q, m: t, n: qWidth, k: h, accumulate: false)
-            b.matmulTransposed(xn, layer.wk, &kNew, m: t, n: kvWidth, k: h, accumulate: false)
-            b.matmulTransposed(xn, layer.wv, &vNew, m: t, n: kvWidth, k: h, accumulate: false)
+            layer.wq.forward(xn, rows: t, out: qWidth, in: h, into: &q, accumulate: false, backend: b)
+            layer.wk.forward(xn, rows: t, out: kvWidth, in: h, into: &kNew, accumulate: false, backend: b)
+            layer.wv.forward(xn, rows: t, out: kvWidth, in: h, into: &vNew, accumulate: false, backend: b)
             if let bq = layer.bq, let bk = layer.bk, let bv = layer.bv {
                 for r in 0..<t {
                     q.withUnsafeMutableBufferPointer { b.add($0.baseAddress! + r * qWidth, bq, count: qWidth) }
@@ -86,13 +86,13 @@ public final class LlamaModel: @unchecked Sendable {
             cache.values[l].withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: start * kvWidth).update(from: vNew, count: t * kvWidth) }
             b.attention(q: q, k: cache.keys[l], v: cache.values[l], out: &attn, rows: t, start: start,
                         heads: c.heads, kvHeads: c.kvHeads, headDim: dHead, scale: 1 / Float(dHead).squareRoot())
-            b.matmulTransposed(attn, layer.wo, &x, m: t, n: h, k: qWidth, accumulate: true)
+            layer.wo.forward(attn, rows: t, out: h, in: qWidth, into: &x, accumulate: true, backend: b)
 
             b.rmsNorm(x, weight: layer.ffnNorm, &xn, rows: t, dim: h, eps: c.rmsNormEps)
-            b.matmulTransposed(xn, layer.wGate, &gate, m: t, n: f, k: h, accumulate: false)
-            b.matmulTransposed(xn, layer.wUp, &up, m: t, n: f, k: h, accumulate: false)
+            layer.wGate.forward(xn, rows: t, out: f, in: h, into: &gate, accumulate: false, backend: b)
+            layer.wUp.forward(xn, rows: t, out: f, in: h, into: &up, accumulate: false, backend: b)
             b.swiglu(gate: gate, up: up, &gate, count: t * f)
-            b.matmulTransposed(gate, layer.wDown, &x, m: t, n: h, k: f, accumulate: true)
+            layer.wDown.forward(gate, rows: t, out: h, in: f, into: &x, accumulate: true, backend: b)
         }
         cache.advance(by: t)
 

@@ -14,10 +14,12 @@ public struct LoadedModel: Sendable {
 /// Loads a LLaMA-family model from an HF directory (config.json + safetensors, single or sharded) or a
 /// GGUF file, into fp32 weights in HF layout.
 public enum ModelLoader {
-    public static func load(path: String, backend: any Backend) throws -> LoadedModel {
+    /// `tokenizer` overrides where the tokenizer comes from (a prepared directory made from a GGUF file has
+    /// no tokenizer.json of its own).
+    public static func load(path: String, tokenizer tokenizerPath: String? = nil, backend: any Backend) throws -> LoadedModel {
         let started = Date()
         let model = try loadModel(path: path, backend: backend)
-        let tokenizer = try Tokenizer.load(path: path)
+        let tokenizer = try Tokenizer.load(path: tokenizerPath ?? path)
         return LoadedModel(model: model, tokenizer: tokenizer, loadSeconds: Date().timeIntervalSince(started))
     }
 
@@ -57,19 +59,28 @@ public enum ModelLoader {
             return try file.floats(info)
         }
         func required(_ name: String) throws -> [Float] { try tensor(name)! }
+        /// A projection: a bitsandbytes 4-bit entry when the checkpoint has one, else fp32.
+        func linear(_ name: String) throws -> LinearWeight {
+            do {
+                if let q = try BitsAndBytesFormat.read(checkpoint, weightName: name) { return .fourBit(q) }
+            } catch let e as BitsAndBytesError {
+                throw ModelError(file: e.path, "\(e.tensor): \(e.reason)")
+            }
+            return .dense(try required(name))
+        }
         var layers: [LlamaWeights.Layer] = []
         for i in 0..<c.layers {
             let p = "model.layers.\(i)."
             layers.append(LlamaWeights.Layer(
                 attnNorm: try required(p + "input_layernorm.weight"),
-                wq: try required(p + "self_attn.q_proj.weight"), wk: try required(p + "self_attn.k_proj.weight"),
-                wv: try required(p + "self_attn.v_proj.weight"), wo: try required(p + "self_attn.o_proj.weight"),
+                wq: try linear(p + "self_attn.q_proj.weight"), wk: try linear(p + "self_attn.k_proj.weight"),
+                wv: try linear(p + "self_attn.v_proj.weight"), wo: try linear(p + "self_attn.o_proj.weight"),
                 bq: c.attentionBias ? try required(p + "self_attn.q_proj.bias") : nil,
                 bk: c.attentionBias ? try required(p + "self_attn.k_proj.bias") : nil,
                 bv: c.attentionBias ? try required(p + "self_attn.v_proj.bias") : nil,
                 ffnNorm: try required(p + "post_attention_layernorm.weight"),
-                wGate: try required(p + "mlp.gate_proj.weight"), wUp: try required(p + "mlp.up_proj.weight"),
-                wDown: try required(p + "mlp.down_proj.weight")))
+                wGate: try linear(p + "mlp.gate_proj.weight"), wUp: try linear(p + "mlp.up_proj.weight"),
+                wDown: try linear(p + "mlp.down_proj.weight")))
         }
         let lmHead = c.tieWordEmbeddings ? nil : try tensor("lm_head.weight", optional: true)
         return LlamaWeights(embedding: try required("model.embed_tokens.weight"), layers: layers,

@@ -1,14 +1,21 @@
 import ArgumentParser
 import Foundation
 import QLoRACPU
+import QLoRACore
 import QLoRAFormats
 import QLoRAModel
 import QLoRATokenizer
 
 /// Loads a model for a CLI command; errors exit 2 naming the file.
-func loadModel(_ path: String, threads: Int?) throws -> LoadedModel {
+func loadModel(_ path: String, threads: Int?, tokenizer: String? = nil, quantize: FourBitOptions? = nil) throws -> LoadedModel {
     do {
-        return try ModelLoader.load(path: path, backend: CPUBackend(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount))
+        let backend = CPUBackend(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        var loaded = try ModelLoader.load(path: path, tokenizer: tokenizer, backend: backend)
+        if let quantize {
+            let m = loaded.model
+            loaded.model = LlamaModel(config: m.config, weights: m.weights.quantized(quantize), backend: backend)
+        }
+        return loaded
     } catch {
         printError("error: \(error)")
         throw ExitCode(2)
@@ -30,8 +37,14 @@ func promptIDs(_ loaded: LoadedModel, prompt: String, chat: Bool) throws -> [Int
 
 /// Options `generate` and `logits` share.
 struct ModelPromptOptions: ParsableArguments {
-    @Option(help: "An HF model directory or a .gguf file.")
+    @Option(help: "An HF model directory (fp32/bf16/f16 or prepared 4-bit) or a .gguf file.")
     var model: String
+
+    @Option(help: "Tokenizer (tokenizer.json, model directory or .gguf); default: the model's own.")
+    var tokenizer: String?
+
+    @Option(help: "Quantize the projections in memory after loading: nf4 or fp4 (double quant, block 64).")
+    var quantize: FourBitType?
 
     @Option(help: "The prompt text.")
     var prompt: String
@@ -69,7 +82,7 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try loadModel(options.model, threads: options.threads)
+        let loaded = try loadModel(options.model, threads: options.threads, tokenizer: options.tokenizer, quantize: options.quantize.map { FourBitOptions(type: $0) })
         let ids = try promptIDs(loaded, prompt: options.prompt, chat: options.chat)
         var stops = Set(loaded.model.config.eosTokenIDs)
         if let eos = loaded.tokenizer.eosTokenID { stops.insert(eos) }
@@ -108,7 +121,7 @@ struct LogitsCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let loaded = try loadModel(options.model, threads: options.threads)
+        let loaded = try loadModel(options.model, threads: options.threads, tokenizer: options.tokenizer, quantize: options.quantize.map { FourBitOptions(type: $0) })
         let ids = try promptIDs(loaded, prompt: options.prompt, chat: options.chat)
         guard !ids.isEmpty else {
             printError("error: the prompt encodes to no tokens")

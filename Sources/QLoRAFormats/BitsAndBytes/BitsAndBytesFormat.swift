@@ -44,9 +44,8 @@ public enum BitsAndBytesFormat {
         return "\(d)"
     }
 
-    /// The safetensors entries for the weight `prefix + "weight"` (e.g. `model.layers.0.mlp.up_proj.`).
-    public static func tensors(for t: FourBitTensor, prefix: String) -> [SafetensorsWriter.Tensor] {
-        let w = prefix + "weight"
+    /// The safetensors entries for the weight called `w` (e.g. `model.layers.0.mlp.up_proj.weight`).
+    public static func tensors(for t: FourBitTensor, weightName w: String) -> [SafetensorsWriter.Tensor] {
         var out: [SafetensorsWriter.Tensor] = [
             (name: w, dtype: .u8, shape: [t.packed.count, 1], data: t.packed),
             (name: w + ".quant_map", dtype: .f32, shape: [16], data: floatBytes(t.type.codebook)),
@@ -64,13 +63,13 @@ public enum BitsAndBytesFormat {
         return out
     }
 
-    /// Names, dtypes and shapes of the entries `tensors(for:prefix:)` will produce for a weight of `shape`
-    /// (known before quantizing, so a streaming writer can lay the file out first).
-    public static func plannedTensors(shape: [Int], options: FourBitOptions, dtype: FloatStorage,
-                                      prefix: String) -> [(name: String, dtype: SafetensorsDType, shape: [Int])] {
+    /// Names, dtypes and shapes of the entries `tensors(for:weightName:)` will produce for a weight of `shape`,
+    /// except the JSON quant state (its length depends on the offset's digits), known before quantizing so a
+    /// streaming writer can lay the file out first.
+    public static func plannedTensors(shape: [Int], options: FourBitOptions,
+                                      weightName w: String) -> [(name: String, dtype: SafetensorsDType, shape: [Int])] {
         let n = shape.reduce(1, *)
         let blocks = (n + options.blocksize - 1) / options.blocksize
-        let w = prefix + "weight"
         var out: [(name: String, dtype: SafetensorsDType, shape: [Int])] = [
             (w, .u8, [(n + 1) / 2, 1]), (w + ".quant_map", .f32, [16]),
         ]
@@ -80,7 +79,6 @@ public enum BitsAndBytesFormat {
         } else {
             out.append((w + ".absmax", .f32, [blocks]))
         }
-        // The JSON's length depends on the offset digits: the writer reserves it after quantizing (see PreparedWriter).
         return out
     }
 
@@ -166,23 +164,30 @@ public enum BitsAndBytesFormat {
         return FourBitTensor(type: type, shape: shape, blocksize: bs, packed: packed.bytes, scales: scales, dtype: dtype)
     }
 
-    /// transformers' `quantization_config` for a 4-bit checkpoint (`BitsAndBytesConfig.to_dict`, exactly this set).
-    public static func quantizationConfig(type: FourBitType, doubleQuant: Bool, computeDType: String) -> JSONObject {
-        JSONObject([
-            ("_load_in_4bit", .bool(true)),
-            ("_load_in_8bit", .bool(false)),
-            ("bnb_4bit_compute_dtype", .string(computeDType)),
-            ("bnb_4bit_quant_storage", .string("uint8")),
-            ("bnb_4bit_quant_type", .string(type.rawValue)),
-            ("bnb_4bit_use_double_quant", .bool(doubleQuant)),
-            ("llm_int8_enable_fp32_cpu_offload", .bool(false)),
-            ("llm_int8_has_fp16_weight", .bool(false)),
-            ("llm_int8_skip_modules", .null),
-            ("llm_int8_threshold", .number(6.0)),
-            ("load_in_4bit", .bool(true)),
-            ("load_in_8bit", .bool(false)),
-            ("quant_method", .string("bitsandbytes")),
-        ])
+    /// transformers' `quantization_config` for a 4-bit checkpoint (`BitsAndBytesConfig.to_dict`, exactly this set),
+    /// as JSON text: `llm_int8_threshold` must read back as a Python float (`6.0`), which a generic writer
+    /// printing integral numbers as integers would break.
+    public static func quantizationConfigJSON(type: FourBitType, doubleQuant: Bool, computeDType: String) -> String {
+        """
+        {"_load_in_4bit": true, "_load_in_8bit": false, "bnb_4bit_compute_dtype": "\(computeDType)", \
+        "bnb_4bit_quant_storage": "uint8", "bnb_4bit_quant_type": "\(type.rawValue)", \
+        "bnb_4bit_use_double_quant": \(doubleQuant), "llm_int8_enable_fp32_cpu_offload": false, \
+        "llm_int8_has_fp16_weight": false, "llm_int8_skip_modules": null, "llm_int8_threshold": 6.0, \
+        "load_in_4bit": true, "load_in_8bit": false, "quant_method": "bitsandbytes"}
+        """
+    }
+
+    /// `config` (a JSON object's bytes, without `quantization_config`) with `quantization_config` appended.
+    public static func addingQuantizationConfig(to config: [UInt8], type: FourBitType, doubleQuant: Bool,
+                                                computeDType: String) -> [UInt8] {
+        var bytes = config
+        while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: " ") { bytes.removeLast() }
+        guard bytes.last == UInt8(ascii: "}") else { return config }
+        bytes.removeLast()
+        let empty = bytes.drop { $0 == UInt8(ascii: "{") || $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") }.isEmpty
+        bytes += Array(((empty ? "" : ",") + "\"quantization_config\":"
+            + quantizationConfigJSON(type: type, doubleQuant: doubleQuant, computeDType: computeDType) + "}\n").utf8)
+        return bytes
     }
 
     static func floatBytes(_ values: [Float]) -> [UInt8] {

@@ -65,6 +65,13 @@ public final class GGUFFile: @unchecked Sendable {
     /// Size of the file in bytes.
     public var fileSize: Int { storage.count }
 
+    /// Lets the OS drop the resident pages of `info`'s data (see `SafetensorsFile.releasePages`).
+    public func releasePages(_ info: GGUFTensorInfo) {
+        guard info.offset >= 0, info.byteCount >= 0 else { return }
+        let start = dataOffset + info.offset
+        storage.releasePages(start..<min(start + info.byteCount, storage.count))
+    }
+
     /// The tensor called `name`, if listed.
     public func tensor(named name: String) -> GGUFTensorInfo? {
         tensorIndex[name].map { tensors[$0] }

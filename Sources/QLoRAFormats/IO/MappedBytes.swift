@@ -50,6 +50,17 @@ final class MappedBytes: @unchecked Sendable {
         mapped = false
     }
 
+    /// Drops the resident pages wholly inside `range` (a read-only file mapping re-reads them on the next
+    /// access), so streaming over a large file does not grow the resident set. No-op for heap copies.
+    func releasePages(_ range: Range<Int>) {
+        guard mapped, !range.isEmpty else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (range.lowerBound + page - 1) / page * page
+        let end = min(range.upperBound, count) / page * page
+        guard end > start else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+    }
+
     deinit {
         if mapped {
             munmap(UnsafeMutableRawPointer(mutating: base), count)

@@ -61,6 +61,12 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// Size of the file in bytes.
     public var fileSize: Int { storage.count }
 
+    /// Lets the OS drop the resident pages of `info`'s data (after it has been converted), keeping the
+    /// resident set of a streaming pass over a large checkpoint bounded.
+    public func releasePages(_ info: SafetensorsTensorInfo) {
+        storage.releasePages((dataOffset + info.dataOffsets.lowerBound)..<(dataOffset + info.dataOffsets.upperBound))
+    }
+
     /// File offset of the data section: `8 + headerLength`.
     public var dataOffset: Int { 8 + headerLength }
 

@@ -1,0 +1,225 @@
+import ArgumentParser
+import Foundation
+import QLoRACore
+import QLoRAFormats
+import QLoRAModel
+
+extension FourBitType: ExpressibleByArgument {}
+extension NestedRounding: ExpressibleByArgument {}
+extension FloatStorage: ExpressibleByArgument {}
+
+/// Quantization options shared by `quantize` and `prepare`.
+struct FourBitArguments: ParsableArguments {
+    @Option(help: "4-bit data type: nf4 or fp4.")
+    var quantType: FourBitType = .nf4
+
+    @Option(help: "Elements per block: 32, 64, 128, 256, 512, 1024, 2048 or 4096.")
+    var blocksize = 64
+
+    @Flag(inversion: .prefixedNo, help: "Double-quantize the block scales (8-bit, block 256).")
+    var doubleQuant = true
+
+    @Option(help: "Rounding of double-quantized scales: nearest (bitsandbytes CUDA) or bitsandbytes-cpu.")
+    var nestedRounding: NestedRounding = .nearest
+
+    func validate() throws {
+        guard FourBitTensor.allowedBlocksizes.contains(blocksize) else {
+            throw ValidationError("--blocksize must be one of \(FourBitTensor.allowedBlocksizes.map(String.init).joined(separator: ", "))")
+        }
+    }
+
+    var options: FourBitOptions {
+        FourBitOptions(type: quantType, blocksize: blocksize, doubleQuant: doubleQuant, nestedRounding: nestedRounding)
+    }
+}
+
+struct QuantizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quantize",
+        abstract: "Quantize the 2-D floating tensors of a safetensors file to bitsandbytes' 4-bit layout.",
+        discussion: """
+            Each selected tensor `X` becomes `X` (packed U8 codes), `X.absmax`, `X.quant_map`, (with double quant) \
+            `X.nested_absmax` and `X.nested_quant_map`, and `X.quant_state.bitsandbytes__nf4` (the JSON state), \
+            exactly as bitsandbytes' Linear4bit saves them. Other tensors are copied unchanged. Streams one tensor \
+            at a time; the output is written atomically.
+            """)
+
+    @Option(help: "Input .safetensors file.")
+    var input: String
+
+    @Option(help: "Output .safetensors file.")
+    var output: String
+
+    @Option(help: "Only quantize 2-D floating tensors whose name matches this regular expression.")
+    var include: String?
+
+    @OptionGroup var quant: FourBitArguments
+
+    func run() throws {
+        let file: SafetensorsFile
+        do { file = try SafetensorsFile(path: input) } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
+        }
+        let pattern: NSRegularExpression?
+        do { pattern = try include.map { try NSRegularExpression(pattern: $0) } } catch {
+            printError("error: --include: not a valid regular expression: \(include ?? "")")
+            throw ExitCode(2)
+        }
+        func selected(_ t: SafetensorsTensorInfo) -> Bool {
+            guard t.shape.count == 2, [.f32, .f16, .bf16, .f64].contains(t.dtype), !BitsAndBytesFormat.isAuxiliary(t.name) else { return false }
+            guard let pattern else { return true }
+            return pattern.firstMatch(in: t.name, range: NSRange(t.name.startIndex..., in: t.name)) != nil
+        }
+        let options = quant.options
+        var fixed: [SafetensorsStreamWriter.Entry] = []
+        var trailing: [(name: String, maxBytes: Int)] = []
+        for t in file.tensors {
+            if selected(t) {
+                fixed += BitsAndBytesFormat.plannedTensors(shape: t.shape, options: options, weightName: t.name)
+                trailing.append((t.name + ".quant_state.bitsandbytes__\(options.type.rawValue)", 512))
+            } else {
+                fixed.append((t.name, t.dtype, t.shape))
+            }
+        }
+        do {
+            let writer = try SafetensorsStreamWriter(url: URL(fileURLWithPath: output), fixed: fixed, trailing: trailing,
+                                                     metadata: file.metadata)
+            var states: [String: [UInt8]] = [:]
+            var count = 0, params = 0, bits = 0.0
+            for t in file.tensors {
+                if selected(t) {
+                    let storage: FloatStorage = t.dtype == .bf16 ? .bfloat16 : t.dtype == .f16 ? .float16 : .float32
+                    let q = FourBitQuantizer.quantize(try file.floats(t), shape: t.shape, dtype: storage, options: options)
+                    for e in BitsAndBytesFormat.tensors(for: q, weightName: t.name) {
+                        if e.name.contains(".quant_state.bitsandbytes__") { states[e.name] = e.data } else { try writer.write(e.name, e.data) }
+                    }
+                    count += 1
+                    params += q.count
+                    bits += q.bitsPerParameter * Double(q.count)
+                } else {
+                    try writer.write(t.name, file.data(t))
+                }
+                file.releasePages(t)
+            }
+            try writer.finish(trailing: states)
+            print("quantized \(count) tensors (\(params) parameters) to \(options.type.rawValue), "
+                + String(format: "%.3f bits/parameter", bits / Double(max(1, params))) + " → \(output)")
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+}
+
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "List the tensors of a safetensors file or model directory: dtype, shape, bytes, and 4-bit quant states.")
+
+    @Argument(help: "A .safetensors file or a directory with model.safetensors (or a sharded index).")
+    var path: String
+
+    @Flag(help: "Also list the auxiliary entries of 4-bit weights.")
+    var all = false
+
+    func run() throws {
+        let checkpoint: SafetensorsCheckpoint
+        do { checkpoint = try SafetensorsCheckpoint(path: path) } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
+        }
+        var totalBytes = 0, totalParams = 0, qParams = 0, qBits = 0.0, qBytes = 0
+        var lines: [String] = []
+        let names = checkpoint.names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        for name in names {
+            guard let (_, info) = checkpoint.tensor(named: name) else { continue }
+            totalBytes += info.byteCount
+            let aux = BitsAndBytesFormat.isAuxiliary(name)
+            if aux && !all { continue }
+            let q: FourBitTensor?
+            do { q = aux ? nil : try BitsAndBytesFormat.read(checkpoint, weightName: name) } catch {
+                printError("error: \(error)")
+                throw ExitCode(1)
+            }
+            if let q {
+                qParams += q.count
+                qBits += q.bitsPerParameter * Double(q.count)
+                qBytes += q.storageBytes
+                totalParams += q.count
+                var state = "\(q.type.rawValue) block \(q.blocksize) → \(q.dtype.rawValue)"
+                if case .nested(let n) = q.scales {
+                    state += ", double quant (offset \(n.offset), \(n.absmax.count) nested scales of \(n.blocksize))"
+                } else {
+                    state += ", float32 scales"
+                }
+                lines.append(String(format: "%-52@ %-6@ %-16@ %10d  %.3f bits/param  %@", name as NSString, "4-bit" as NSString,
+                                    "\(q.shape)" as NSString, q.storageBytes, q.bitsPerParameter, state as NSString))
+            } else {
+                if !aux { totalParams += info.elementCount }
+                lines.append(String(format: "%-52@ %-6@ %-16@ %10d", name as NSString, info.dtype.rawValue as NSString,
+                                    "\(info.shape)" as NSString, info.byteCount))
+            }
+        }
+        lines.forEach { print($0) }
+        print("")
+        print("\(checkpoint.files.count) file(s), \(totalBytes) tensor bytes, \(totalParams) parameters")
+        if qParams > 0 {
+            print(String(format: "4-bit: %d parameters in %d bytes, %.4f bits/parameter (codes + scales)", qParams, qBytes,
+                         qBits / Double(qParams)))
+        }
+    }
+}
+
+struct PrepareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prepare",
+        abstract: "Quantize a base model's projections to 4 bits into a directory transformers + bitsandbytes can load.",
+        discussion: """
+            The same work as the pipeline's prepare stage: config.json with quantization_config, model.safetensors in \
+            bitsandbytes' layout (q/k/v/o/gate/up/down in 4 bits; embeddings, norms and lm_head in --dtype), and \
+            the tokenizer files of an HF source. Streams one tensor at a time; prints a memory report.
+            """)
+
+    @Option(help: "An HF model directory or a .gguf file.")
+    var model: String
+
+    @Option(help: "Output directory.")
+    var output: String
+
+    @Option(help: "Storage dtype of the unquantized tensors: float32, bfloat16 or float16.")
+    var dtype: FloatStorage = .float32
+
+    @Option(help: "Compute dtype recorded for bitsandbytes (and the dtype 4-bit weights dequantize to).")
+    var computeDtype: FloatStorage = .float32
+
+    @OptionGroup var quant: FourBitArguments
+
+    func run() throws {
+        let options = PrepareOptions(quant: quant.options, keptDType: dtype, computeDType: computeDtype)
+        let plain = !isTerminal(STDERR_FILENO)
+        do {
+            var lastPrinted = -1
+            let report = try ModelPreparer.prepare(source: model, into: URL(fileURLWithPath: output), options: options) { done, total, _ in
+                let percent = total == 0 ? 100 : done * 100 / total
+                if percent / 10 != lastPrinted / 10 || (!plain && percent != lastPrinted) {
+                    lastPrinted = percent
+                    printError("prepare: \(done)/\(total) tensors (\(percent)%)")
+                }
+            }
+            printPrepareReport(report)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+func printPrepareReport(_ r: PrepareReport) {
+    for c in r.components {
+        print(String(format: "  %-24@ %12d params %12d bytes  %@", c.name as NSString, c.parameters, c.bytes, c.dtype as NSString))
+    }
+    print(String(format: "4-bit part: %.4f bits/parameter; file %d bytes (source %d); %.2f s; peak RSS %.1f MB",
+                 r.bitsPerQuantizedParameter, r.fileBytes, r.sourceBytes, r.seconds, Double(r.peakRSSBytes) / 1e6))
+}
