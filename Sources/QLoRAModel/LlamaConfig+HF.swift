@@ -27,16 +27,24 @@ extension LlamaConfig {
             ("use_cache", .bool(true)),
             ("vocab_size", .number(Double(vocabSize))),
         ]
+        // transformers 4.x reads rope_theta + rope_scaling; 5.x reads rope_parameters (and ignores the former).
+        var rope: [(key: String, value: JSONValue)] = [("rope_theta", .number(ropeTheta))]
         switch ropeScaling {
-        case nil: pairs.append(("rope_scaling", .null))
+        case nil:
+            pairs.append(("rope_scaling", .null))
+            rope.append(("rope_type", .string("default")))
         case .linear(let factor):
             pairs.append(("rope_scaling", .object(JSONObject([("factor", .number(factor)), ("rope_type", .string("linear"))]))))
+            rope += [("factor", .number(factor)), ("rope_type", .string("linear"))]
         case .llama3(let factor, let low, let high, let original):
-            pairs.append(("rope_scaling", .object(JSONObject([
+            let fields: [(key: String, value: JSONValue)] = [
                 ("factor", .number(factor)), ("high_freq_factor", .number(high)), ("low_freq_factor", .number(low)),
                 ("original_max_position_embeddings", .number(original)), ("rope_type", .string("llama3")),
-            ]))))
+            ]
+            pairs.append(("rope_scaling", .object(JSONObject(fields))))
+            rope += fields
         }
+        pairs.append(("rope_parameters", .object(JSONObject(rope))))
         if let bos = bosTokenID { pairs.append(("bos_token_id", .number(Double(bos)))) }
         if eosTokenIDs.count == 1 {
             pairs.append(("eos_token_id", .number(Double(eosTokenIDs[0]))))

@@ -199,7 +199,9 @@ public enum ModelPreparer {
         }
         guard path.lowercased().hasSuffix(".gguf") else { throw ModelError(file: path, "expected an HF model directory or a .gguf file") }
         let file = try GGUFFile(path: path)
-        let config = try LlamaConfig.fromGGUF(file.metadata, file: path)
+        var config = try LlamaConfig.fromGGUF(file.metadata, file: path)
+        // GGUF marks a tied lm_head by leaving `output.weight` out.
+        config.tieWordEmbeddings = file.tensor(named: "output.weight") == nil
         var tensors: [SourceTensor] = []
         func add(_ hf: String, _ gguf: String, unpermuteHeads: Int? = nil) throws {
             guard let info = file.tensor(named: gguf) else { throw ModelError(file: path, "tensor `\(gguf)` is missing") }
