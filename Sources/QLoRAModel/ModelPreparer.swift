@@ -229,7 +229,7 @@ public enum ModelPreparer {
         }
         try add("model.norm.weight", "output_norm.weight")
         if file.tensor(named: "output.weight") != nil { try add("lm_head.weight", "output.weight") }
-        return (config, nil, tensors, file.fileSize)
+        return (config, nil, sortedForWriting(tensors), file.fileSize)
     }
 
     /// Embeddings first, then layers in numeric order, then the final norm and lm_head (so the file reads in

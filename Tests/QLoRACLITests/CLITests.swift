@@ -194,4 +194,33 @@ func temporaryDirectory() throws -> URL {
         #expect(logits.stdout.contains(#""id":7042"#))
         #expect(try CLI.run(["generate", "--model", "nope.gguf", "--prompt", "x"]).status == 2)
     }
+
+    @Test func quantizeThenInspectShowsFourBitWeights() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let source = "Tests/QLoRAModelTests/Fixtures/mha_untied/model.safetensors"
+        let out = dir.appendingPathComponent("q.safetensors").path
+        let q = try CLI.run(["quantize", "--input", source, "--output", out, "--include", "_proj"])
+        #expect(q.status == 0, "\(q.all)")
+        #expect(q.stdout.contains("bits/parameter"))
+        let inspect = try CLI.run(["inspect", out])
+        #expect(inspect.status == 0, "\(inspect.all)")
+        #expect(inspect.stdout.contains("model.layers.0.mlp.up_proj.weight"))
+        #expect(inspect.stdout.contains("nf4 block 64"))
+        #expect(inspect.stdout.contains("double quant"))
+        #expect(!inspect.stdout.contains("nested_quant_map"), "auxiliary entries only with --all")
+        // The embedding stays fp32 (not matched by --include).
+        #expect(inspect.stdout.contains("model.embed_tokens.weight") && inspect.stdout.contains("F32"))
+        let bits = inspect.stdout.split(separator: "\n").first { $0.hasPrefix("4-bit:") }.flatMap { line in
+            line.split(separator: " ").firstIndex(of: "bits/parameter").map { Double(line.split(separator: " ")[$0 - 1]) } ?? nil
+        }
+        #expect(bits.map { $0 <= 4.15 && $0 > 4.1 } == true, "\(inspect.stdout)")
+        let noDQ = try CLI.run(["quantize", "--input", source, "--output", out, "--no-double-quant"])
+        #expect(noDQ.status == 0)
+        #expect(try CLI.run(["inspect", out]).stdout.contains("4.5000 bits/parameter"))
+        let missing = try CLI.run(["inspect", dir.appendingPathComponent("nope").path])
+        #expect(missing.status == 2)
+        let badBlock = try CLI.run(["quantize", "--input", source, "--output", out, "--blocksize", "48"])
+        #expect(badBlock.status == 2 && badBlock.stderr.contains("--blocksize"))
+    }
 }

@@ -29,7 +29,7 @@ import QLoRAFormats
             shape = try JSONParser.parse(m["shape"]!).arrayValue!.map { Int($0.numberValue!) }
         }
 
-        func bytes(_ name: String) -> [UInt8] { Array(file.data(file.tensor(named: name)!)) }
+        func bytes(_ name: String) -> [UInt8] { file.bytes(file.tensor(named: name)!) }
         func floats(_ name: String) throws -> [Float] { try file.floats(named: name)! }
     }
 

@@ -100,7 +100,7 @@ public enum BitsAndBytesFormat {
         guard stateNames.count == 1 else { throw fail("has both an nf4 and an fp4 quant state") }
         func raw(_ name: String) -> (info: SafetensorsTensorInfo, bytes: [UInt8])? {
             guard let (file, info) = checkpoint.tensor(named: name) else { return nil }
-            return (info, Array(file.data(info)))
+            return (info, file.bytes(info))
         }
         func floats(_ name: String, count: Int? = nil) throws -> [Float] {
             guard let (file, info) = checkpoint.tensor(named: name) else { throw fail("\(name) is missing") }

@@ -97,6 +97,11 @@ public final class SafetensorsFile: @unchecked Sendable {
         return try body(data(info))
     }
 
+    /// A copy of a tensor's raw bytes (safe to keep after this file is gone).
+    public func bytes(_ info: SafetensorsTensorInfo) -> [UInt8] {
+        withData(info) { Array($0) }
+    }
+
     /// The tensor's elements converted to Float32, in row-major order. Converts F32, F16 (IEEE binary16),
     /// BF16 (`bits << 16`), F64 (rounded to nearest), the integer types (rounded to nearest where they
     /// exceed 24 bits) and BOOL (nonzero → 1). Throws `unsupportedConversion` for the 4/6/8-bit float

@@ -43,6 +43,7 @@ extension JobSpec {
             v.check(t.path != nil || model != nil, "tokenizer", "give `tokenizer.path` (a tokenizer.json, model directory or .gguf) or a `model` section")
         }
         if let q = quantization {
+            v.check(model != nil, "quantization", "quantizing needs a base model: add a `model` section with `path`")
             v.check(q.blocksize >= 32 && q.blocksize <= 4096 && q.blocksize & (q.blocksize - 1) == 0,
                     "quantization.blocksize", "must be a power of two in 32...4096, got \(q.blocksize)")
         }
