@@ -1,19 +1,22 @@
 import COpenBLAS
+import Foundation
 import CQLoRAKernels
 import QLoRACore
 
 // Legend: x [m, k] activations, w [n, k] 4-bit weight (HF `[out, in]`), y [m, n].
 //
-// The 4-bit linear never dequantizes the whole matrix: it walks the weight in slabs sized to stay in the
-// L2 cache, dequantizes a slab with the SIMD kernel (`qlk_dequant4`, bit-identical to the scalar
+// The 4-bit linear never dequantizes the whole matrix: it walks the weight in slabs of about 2 MiB,
+// dequantizes a slab with the SIMD kernel (`qlk_dequant4`, bit-identical to the scalar
 // reference), and feeds it to sgemm.
 //   forward   y[:, n0..<n1]  = x · slab(rows n0..<n1)ᵀ                     (slab = tn rows × k)
 //   backward  dx[:, k0..<k1] = dy · slab(all n rows, columns k0..<k1)     (slab = n × kc, full reduction over n)
 // Each output element is one sgemm dot product over the full reduction, as with a dense weight.
 
 extension CPUBackend {
-    /// Target slab size in floats (≈ 512 KiB: half of Zen 4's L2, leaving room for sgemm's packed panels).
-    static let slabFloats = 128 * 1024
+    /// Target slab size in floats (2 MiB). Measured with `qlora bench nf4` on SmolLM2's shapes at 1024 tokens
+    /// (2-core EPYC): 256 K floats gave 1.11×/1.16× the fp32 sgemm time (forward/backward), 512 K 1.06×/1.07×,
+    /// 64 K 1.26×/1.32× (narrow slabs make narrow, inefficient sgemm calls).
+    static let slabFloats = 512 * 1024
 
     public func linear(_ x: UnsafePointer<Float>, _ w: FourBitTensor, _ y: UnsafeMutablePointer<Float>, rows m: Int,
                        accumulate: Bool) {
@@ -21,8 +24,8 @@ extension CPUBackend {
         guard m > 0, n > 0, k > 0 else { return }
         let scales = w.scales(ofBlocks: 0..<w.blockCount)
         let tileRows = max(16, min(n, Self.slabFloats / k) / 16 * 16)
-        let slab = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * k)
-        defer { slab.deallocate() }
+        let slab = ScratchPool.shared.take(tileRows * k)
+        defer { ScratchPool.shared.give(slab, tileRows * k) }
         let book = w.type.codebook
         var n0 = 0
         while n0 < n {
@@ -46,8 +49,8 @@ extension CPUBackend {
         guard m > 0, n > 0, k > 0 else { return }
         let scales = w.scales(ofBlocks: 0..<w.blockCount)
         let slabColumns = max(16, min(k, Self.slabFloats / n) / 16 * 16)
-        let slab = UnsafeMutablePointer<Float>.allocate(capacity: n * slabColumns)
-        defer { slab.deallocate() }
+        let slab = ScratchPool.shared.take(n * slabColumns)
+        defer { ScratchPool.shared.give(slab, n * slabColumns) }
         let book = w.type.codebook
         var k0 = 0
         while k0 < k {
@@ -117,5 +120,35 @@ public enum FourBitKernels {
     /// Forces a path for tests/benchmarks ("scalar", "avx2"); nil restores the automatic choice.
     public static func force(_ path: String?) {
         qlk_force_path(Int32(path.flatMap { ["scalar", "avx2"].firstIndex(of: $0) } ?? -1))
+    }
+}
+
+/// Reusable float buffers for slabs: allocating (and page-faulting) 2 MiB per linear call cost more system
+/// time than the dequantization itself in short prefills. A few buffers are kept; concurrent callers each get
+/// their own.
+final class ScratchPool: @unchecked Sendable {
+    static let shared = ScratchPool()
+    private let lock = NSLock()
+    private var free: [(pointer: UnsafeMutablePointer<Float>, capacity: Int)] = []
+
+    func take(_ count: Int) -> UnsafeMutablePointer<Float> {
+        lock.lock()
+        defer { lock.unlock() }
+        if let i = free.firstIndex(where: { $0.capacity == count }) ?? free.indices.last {
+            let entry = free.remove(at: i)
+            if entry.capacity == count { return entry.pointer }
+            entry.pointer.deallocate()
+        }
+        return UnsafeMutablePointer<Float>.allocate(capacity: count)
+    }
+
+    func give(_ pointer: UnsafeMutablePointer<Float>, _ count: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        if free.count < 8 {
+            free.append((pointer, count))
+        } else {
+            pointer.deallocate()
+        }
     }
 }

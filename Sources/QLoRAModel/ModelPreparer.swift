@@ -131,11 +131,19 @@ public enum ModelPreparer {
                 quantizedBits += Int((q.bitsPerParameter * Double(q.count)).rounded())
                 account("linear weights (4-bit)", q.count, q.storageBytes, options.quant.type.rawValue)
             } else {
-                let bytes = SafetensorsWriter.encode(values, as: kept)!
-                try writer.write(t.name, bytes)
+                // fp32 goes out as is (no second copy of a large embedding); bf16/f16 are half the size.
+                let byteCount: Int
+                if kept == .f32 {
+                    try writer.write(t.name, floats: values)
+                    byteCount = 4 * values.count
+                } else {
+                    let bytes = SafetensorsWriter.encode(values, as: kept)!
+                    try writer.write(t.name, bytes)
+                    byteCount = bytes.count
+                }
                 let component = t.name.contains("embed") ? "embeddings" : t.name.hasPrefix("lm_head") ? "lm_head"
                     : t.name.hasSuffix("norm.weight") ? "norms" : "other"
-                account(component, values.count, bytes.count, options.keptDType.rawValue)
+                account(component, values.count, byteCount, options.keptDType.rawValue)
             }
         }
         progress(tensors.count, tensors.count, "")

@@ -154,19 +154,19 @@ struct InspectCommand: ParsableCommand {
                 } else {
                     state += ", float32 scales"
                 }
-                lines.append(String(format: "%-52@ %-6@ %-16@ %10d  %.3f bits/param  %@", name as NSString, "4-bit" as NSString,
-                                    "\(q.shape)" as NSString, q.storageBytes, q.bitsPerParameter, state as NSString))
+                lines.append(pad(name, 52) + " " + pad("4-bit", 6) + " " + pad("\(q.shape)", 16)
+                    + String(format: " %10ld  %.3f bits/param  ", q.storageBytes, q.bitsPerParameter) + state)
             } else {
                 if !aux { totalParams += info.elementCount }
-                lines.append(String(format: "%-52@ %-6@ %-16@ %10d", name as NSString, info.dtype.rawValue as NSString,
-                                    "\(info.shape)" as NSString, info.byteCount))
+                lines.append(pad(name, 52) + " " + pad(info.dtype.rawValue, 6) + " " + pad("\(info.shape)", 16)
+                    + String(format: " %10ld", info.byteCount))
             }
         }
         lines.forEach { print($0) }
         print("")
         print("\(checkpoint.files.count) file(s), \(totalBytes) tensor bytes, \(totalParams) parameters")
         if qParams > 0 {
-            print(String(format: "4-bit: %d parameters in %d bytes, %.4f bits/parameter (codes + scales)", qParams, qBytes,
+            print(String(format: "4-bit: %ld parameters in %ld bytes, %.4f bits/parameter (codes + scales)", qParams, qBytes,
                          qBits / Double(qParams)))
         }
     }
@@ -216,10 +216,15 @@ struct PrepareCommand: ParsableCommand {
     }
 }
 
+func pad(_ s: String, _ width: Int) -> String {
+    s.count >= width ? s : s.padding(toLength: width, withPad: " ", startingAt: 0)
+}
+
 func printPrepareReport(_ r: PrepareReport) {
     for c in r.components {
-        print(String(format: "  %-24@ %12d params %12d bytes  %@", c.name as NSString, c.parameters, c.bytes, c.dtype as NSString))
+        print("  " + c.name.padding(toLength: 24, withPad: " ", startingAt: 0)
+            + String(format: "%12ld params %12ld bytes  ", c.parameters, c.bytes) + c.dtype)
     }
-    print(String(format: "4-bit part: %.4f bits/parameter; file %d bytes (source %d); %.2f s; peak RSS %.1f MB",
+    print(String(format: "4-bit part: %.4f bits/parameter; file %ld bytes (source %ld); %.2f s; peak RSS %.1f MB",
                  r.bitsPerQuantizedParameter, r.fileBytes, r.sourceBytes, r.seconds, Double(r.peakRSSBytes) / 1e6))
 }
