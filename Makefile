@@ -41,6 +41,9 @@ crash-test: build
 
 bench: build
 	$(QLORA) bench ingest
+	$(QLORA) bench nf4
+	$(QLORA) bench perplexity
+	$(QLORA) bench prepare
 
 clean:
 	rm -rf .build runs .cache/bench
