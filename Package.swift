@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "QLoRACLITests", dependencies: ["QLoRAFormats"]),
         .testTarget(name: "QLoRACPUTests", dependencies: ["QLoRACPU", "QLoRACore"]),
         .testTarget(name: "QLoRACoreTests", dependencies: ["QLoRACore", "QLoRACPU", "QLoRAFormats"], exclude: ["Fixtures"]),
-        .testTarget(name: "QLoRAGradTests", dependencies: ["QLoRACore", "QLoRACPU"]),
+        .testTarget(name: "QLoRAGradTests", dependencies: ["QLoRACore", "QLoRACPU"], exclude: ["Fixtures"]),
         .testTarget(name: "QLoRAModelTests", dependencies: ["QLoRAModel", "QLoRACPU", "QLoRACore", "QLoRAFormats"],
                     exclude: ["Fixtures"]),
     ]
