@@ -5,7 +5,8 @@ import PackageDescription
 //   qlora (CLI) ─► QLoRAPipeline ─┬─► QLoRAModel ─┬─► QLoRACPU ─► COpenBLAS (system OpenBLAS)
 //                                 │               └─► QLoRATokenizer ─► QLoRAFormats ─► QLoRACore
 //                                 └─► QLoRAFormats
-// Later issues add QLoRACUDA and QLoRATraining.
+//   QLoRATraining ─► QLoRAModel, QLoRACPU, QLoRACore
+// Later issues add QLoRACUDA.
 let package = Package(
     name: "qlora",
     platforms: [.macOS(.v14)],
@@ -26,6 +27,7 @@ let package = Package(
         .target(name: "CQLoRAKernels"),
         .target(name: "QLoRACPU", dependencies: ["QLoRACore", "COpenBLAS", "CQLoRAKernels"]),
         .target(name: "QLoRAModel", dependencies: ["QLoRACore", "QLoRACPU", "QLoRAFormats", "QLoRATokenizer"]),
+        .target(name: "QLoRATraining", dependencies: ["QLoRAModel", "QLoRACore", "QLoRACPU"]),
         .target(name: "QLoRAFormats", dependencies: [
             "QLoRACore", "CZlib",
             .product(name: "Crypto", package: "swift-crypto"),
@@ -50,7 +52,8 @@ let package = Package(
         .testTarget(name: "QLoRACLITests", dependencies: ["QLoRAFormats"]),
         .testTarget(name: "QLoRACPUTests", dependencies: ["QLoRACPU", "QLoRACore"]),
         .testTarget(name: "QLoRACoreTests", dependencies: ["QLoRACore", "QLoRACPU", "QLoRAFormats"], exclude: ["Fixtures"]),
-        .testTarget(name: "QLoRAGradTests", dependencies: ["QLoRACore", "QLoRACPU"], exclude: ["Fixtures"]),
+        .testTarget(name: "QLoRAGradTests", dependencies: ["QLoRATraining", "QLoRAModel", "QLoRACore", "QLoRACPU", "QLoRAFormats"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "QLoRAModelTests", dependencies: ["QLoRAModel", "QLoRACPU", "QLoRACore", "QLoRAFormats"],
                     exclude: ["Fixtures"]),
     ]
