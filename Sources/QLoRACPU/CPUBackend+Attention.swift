@@ -1,4 +1,5 @@
 import COpenBLAS
+import CQLoRAKernels
 import Foundation
 import QLoRACore
 
@@ -53,14 +54,8 @@ extension CPUBackend {
                         let j = idx / n, t = idx % n
                         let row = scoresP.base + j * square + t * n
                         let m = CPUKernels.maximum(row, t + 1)
-                        var sum: Float = 0
-                        for s in 0...t {
-                            let e = Foundation.exp(row[s] - m)
-                            row[s] = e
-                            sum += e
-                        }
-                        let inv = 1 / sum
-                        for s in 0...t { row[s] *= inv }
+                        let sum = qlk_exp_shifted_sum(row, row, Int64(t + 1), m)
+                        qlk_scale(row, Int64(t + 1), 1 / sum)
                         (row + t + 1).update(repeating: 0, count: n - t - 1)
                         lseP?.base[(a + t) * heads + h0 + j] = m + Foundation.log(sum)
                     }
@@ -113,11 +108,7 @@ extension CPUBackend {
                         let o = (a + t) * qStride + h * headDim
                         let delta = CPUKernels.dot(dOut + o, out + o, headDim)
                         let lse = logsumexp[(a + t) * heads + h]
-                        for s in 0...t {
-                            let prob = Foundation.exp(p[s] - lse)
-                            p[s] = prob
-                            ds[s] = prob * (ds[s] - delta) * scale
-                        }
+                        qlk_softmax_backward_row(p, ds, Int64(t + 1), lse, delta, scale)
                         (p + t + 1).update(repeating: 0, count: n - t - 1)
                         (ds + t + 1).update(repeating: 0, count: n - t - 1)
                     }

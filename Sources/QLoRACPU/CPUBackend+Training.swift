@@ -1,4 +1,5 @@
 import COpenBLAS
+import CQLoRAKernels
 import Foundation
 import QLoRACore
 
@@ -23,24 +24,8 @@ extension CPUBackend {
             let pw = partialP.map { $0.base + (range.lowerBound / chunkRows) * dim }
             pw?.update(repeating: 0, count: dim)
             for r in range {
-                let xr = x + r * dim, gr = dy + r * dim, out = dxP.base + r * dim
-                let rstd = 1 / (CPUKernels.dot(xr, xr, dim) / Float(dim) + eps).squareRoot()
-                // mean(dn ⊙ n) = rstd/dim · Σ dy·w·x
-                var acc = CPUKernels.Lanes(repeating: 0)
-                var i = 0
-                while i + 8 <= dim {
-                    acc.addProduct(CPUKernels.load(gr + i) * CPUKernels.load(weight + i), CPUKernels.load(xr + i))
-                    i += 8
-                }
-                var s = acc.sum()
-                while i < dim { s += gr[i] * weight[i] * xr[i]; i += 1 }
-                // dx = rstd·dn − n·rstd·mean(dn ⊙ n) = rstd·dn − x · rstd³·Σ(dy·w·x)/dim
-                let c = rstd * rstd * rstd * s / Float(dim)
-                for i in 0..<dim {
-                    let g = rstd * (gr[i] * weight[i]) - c * xr[i]
-                    out[i] = accumulate ? out[i] + g : g
-                }
-                if let pw { for i in 0..<dim { pw[i] += gr[i] * (xr[i] * rstd) } }
+                qlk_rmsnorm_backward_row(dy + r * dim, x + r * dim, weight, dxP.base + r * dim, pw, Int64(dim), eps,
+                                         accumulate ? 1 : 0)
             }
         }
         if let dWeight, let partial {
@@ -71,12 +56,8 @@ extension CPUBackend {
                                dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, count: Int) {
         let dg = SharedPointer(dGate), du = SharedPointer(dUp)
         CPUKernels.parallelChunks(count, chunk: 1 << 14, threads: threads) { range in
-            for i in range {
-                let g = gate[i], u = up[i], dy = dOut[i]
-                let sigma = 1 / (1 + Foundation.exp(-g))
-                dg.base[i] = dy * u * (sigma * (1 + g * (1 - sigma)))
-                du.base[i] = dy * (g * sigma)
-            }
+            let i = range.lowerBound
+            qlk_swiglu_backward(dOut + i, gate + i, up + i, dg.base + i, du.base + i, Int64(range.count))
         }
     }
 
@@ -102,21 +83,13 @@ extension CPUBackend {
                 let y = Int(targets[r])
                 let zy = z[y]
                 let m = CPUKernels.maximum(z, vocab)
-                var sum = 0.0
+                // One exp per logit: e = exp(z − m) goes into the gradient row, which is then scaled.
+                let sum = qlk_exp_shifted_sum(z, g, Int64(vocab), m)
                 if let g {
-                    // One exp per logit: keep e = exp(z − m) in the gradient row, then scale it.
-                    for i in 0..<vocab {
-                        let e = Foundation.exp(z[i] - m)
-                        g[i] = e
-                        sum += Double(e)
-                    }
-                    let inv = gradScale / Float(sum)
-                    for i in 0..<vocab { g[i] *= inv }
+                    qlk_scale(g, Int64(vocab), gradScale / sum)
                     g[y] -= gradScale
-                } else {
-                    for i in 0..<vocab { sum += Double(Foundation.exp(z[i] - m)) }
                 }
-                lossP.base[r] = Double(m) + Foundation.log(sum) - Double(zy)
+                lossP.base[r] = Double(m) + Foundation.log(Double(sum)) - Double(zy)
             }
         }
         var total = 0.0, count = 0

@@ -1,11 +1,16 @@
+import CQLoRAKernels
 import Foundation
 
 /// Small building blocks of the CPU kernels: fixed-order SIMD reductions and a deterministic parallel loop.
+/// (The exp-heavy row kernels are C, in CQLoRAKernels' train_kernels.c.)
 ///
 /// Reductions accumulate in 8 lanes (element `i` goes to lane `i % 8`, lanes combined in a fixed tree, the
 /// tail added last), so their rounding depends only on the length, never on threads.
 enum CPUKernels {
     typealias Lanes = SIMD8<Float>
+
+    /// The kernels' e^x (`qlk_exp`), for tests.
+    static func exp(_ x: Float) -> Float { qlk_exp(x) }
 
     @inline(__always) static func load(_ p: UnsafePointer<Float>) -> Lanes {
         UnsafeRawPointer(p).loadUnaligned(as: Lanes.self)

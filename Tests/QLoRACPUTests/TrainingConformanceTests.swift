@@ -1,6 +1,7 @@
+import Foundation
 import Testing
 import QLoRACore
-import QLoRACPU
+@testable import QLoRACPU
 
 /// Every CPU training op (forward variants and backwards) agrees with its scalar reference, and repeats
 /// itself bit for bit. Tolerances: `1e-4 · max(1, |ref|)` per element (Float kernels with different
@@ -158,6 +159,48 @@ import QLoRACPU
             #expect(close(Array(packed[range]), alone, tolerance: 1e-5))
             first += n
         }
+    }
+
+    @Test func kernelExpIsWithinTwoUlps() {
+        var worst = 0.0
+        var x: Float = -87
+        while x < 88 {
+            let exact = Foundation.exp(Double(x))
+            let ulp = Double(Float(exact).ulp)
+            worst = max(worst, abs(Double(CPUKernels.exp(x)) - exact) / ulp)
+            x += 0.0137
+        }
+        #expect(worst <= 2, "worst error \(worst) ulp")
+        #expect(CPUKernels.exp(0) == 1 && CPUKernels.exp(-.infinity) < 1e-37 && CPUKernels.exp(-.infinity) >= 0)
+    }
+
+    @Test func avx2AndPortableKernelPathsAreBitIdentical() {
+        var rng = SeededGenerator(seed: 34)
+        let rows = 37, dim = 203, vocab = 301, heads = 3, headDim = 8
+        let x = random(rows * dim, &rng, scale: 3), w = random(dim, &rng, offset: 1), dy = random(rows * dim, &rng)
+        let logits = random(rows * vocab, &rng, scale: 30)
+        let targets: [Int32] = (0..<rows).map { _ in Int32(rng.next() % UInt64(vocab)) }
+        let q = random(rows * heads * headDim, &rng, scale: 3), k = random(q.count, &rng, scale: 3), v = random(q.count, &rng)
+        func run() -> [[Float]] {
+            var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: dim)
+            cpu.rmsNormBackward(dy, x: x, weight: w, dx: &dx, dWeight: &dw, rows: rows, dim: dim, eps: 1e-5, accumulate: false)
+            var dg = dx, du = dx
+            cpu.swigluBackward(dy, gate: x, up: x, dGate: &dg, dUp: &du, count: x.count)
+            var g = [Float](repeating: 0, count: logits.count)
+            let loss = cpu.crossEntropy(logits: logits, targets: targets, dLogits: &g, rows: rows, vocab: vocab, gradScale: 0.1)
+            var out = [Float](repeating: 0, count: q.count), lse = [Float](repeating: 0, count: rows * heads)
+            cpu.attentionTraining(q: q, k: k, v: v, out: &out, logsumexp: &lse, documents: nil, rows: rows, heads: heads,
+                                  kvHeads: heads, headDim: headDim, scale: 0.4)
+            var dq = out, dk = out, dv = out
+            cpu.attentionBackward(dOut: v, q: q, k: k, v: v, out: out, logsumexp: lse, dq: &dq, dk: &dk, dv: &dv, documents: nil,
+                                  rows: rows, heads: heads, kvHeads: heads, headDim: headDim, scale: 0.4)
+            return [dx, dw, dg, du, g, [Float(loss.sum)], out, lse, dq, dk, dv]
+        }
+        FourBitKernels.force("scalar")
+        let portable = run()
+        FourBitKernels.force(nil)
+        let automatic = run()
+        #expect(portable == automatic, "paths differ (automatic path: \(FourBitKernels.path))")
     }
 
     @Test func rowReductionsDoNotDependOnTheThreadCount() {
