@@ -34,7 +34,6 @@ public final class LoRALlama: @unchecked Sendable {
 
     public init(config: LlamaConfig, weights: LlamaWeights, lora: LoRAConfig, adapters: LoRAWeights, backend: any Backend,
                 gradientCheckpointing: Bool = true) {
-        precondition(lora.dropout == 0, "lora_dropout > 0 is not implemented yet")
         precondition(adapters.layers.count == config.layers, "adapters for \(adapters.layers.count) layers, model has \(config.layers)")
         self.config = config
         self.lora = lora
@@ -61,13 +60,16 @@ public final class LoRALlama: @unchecked Sendable {
     /// Forward and backward of one micro-batch: returns the summed token losses and the number of counted
     /// targets, and ADDS `gradScale · d(Σ losses)/d(A, B)` into `gradients` (pass `gradScale = 1/N` with N
     /// the counted targets of the whole accumulated batch, so the result is the gradient of the mean).
-    public func lossAndGradients(_ batch: TrainingBatch, gradScale: Float, into gradients: inout LoRAWeights) -> (sum: Double, count: Int) {
+    /// `dropoutSeed` seeds this micro-batch's LoRA dropout masks (see `LoRADropout`; unused when
+    /// `lora.dropout` is 0): the same seed gives the same masks, so a resumed run must replay it.
+    public func lossAndGradients(_ batch: TrainingBatch, gradScale: Float, dropoutSeed: UInt64 = 0,
+                                 into gradients: inout LoRAWeights) -> (sum: Double, count: Int) {
         let c = config, rows = batch.rows, h = c.hiddenSize, vocab = c.vocabSize
-        let tables = ropeTables(batch.positions)
+        let context = stepContext(batch.positions, dropoutSeed: lora.dropout > 0 ? dropoutSeed : nil)
         var x = embed(batch.tokens)
         var inputs: [[Float]] = [], saved: [BlockActivations] = []
         for l in 0..<c.layers {
-            let acts = forwardBlock(l, x, tables: tables, documents: batch.documents)
+            let acts = forwardBlock(l, x, context: context, documents: batch.documents)
             if gradientCheckpointing { inputs.append(x) } else { saved.append(acts.dropOutput()) }
             x = acts.output
         }
@@ -85,19 +87,20 @@ public final class LoRALlama: @unchecked Sendable {
         backend.rmsNormBackward(normed, x: x, weight: finalNorm, dx: &dx, dWeight: nil, rows: rows, dim: h, eps: c.rmsNormEps,
                                 accumulate: false)
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
-            let acts = gradientCheckpointing ? forwardBlock(l, inputs[l], tables: tables, documents: batch.documents) : saved[l]
-            dx = backwardBlock(l, dx, acts, tables: tables, documents: batch.documents, gradients: &gradients)
+            let acts = gradientCheckpointing ? forwardBlock(l, inputs[l], context: context, documents: batch.documents) : saved[l]
+            dx = backwardBlock(l, dx, acts, context: context, documents: batch.documents, gradients: &gradients)
             if !gradientCheckpointing { saved.removeLast() }
         }
         return loss
     }
 
-    /// Forward only: summed token losses and counted targets (evaluation).
-    public func loss(_ batch: TrainingBatch) -> (sum: Double, count: Int) {
+    /// Forward only: summed token losses and counted targets. Evaluation (no dropout) unless a
+    /// `dropoutSeed` is given, which reproduces the training forward of `lossAndGradients` with that seed.
+    public func loss(_ batch: TrainingBatch, dropoutSeed: UInt64? = nil) -> (sum: Double, count: Int) {
         let c = config, rows = batch.rows, h = c.hiddenSize
-        let tables = ropeTables(batch.positions)
+        let context = stepContext(batch.positions, dropoutSeed: lora.dropout > 0 ? dropoutSeed : nil)
         var x = embed(batch.tokens)
-        for l in 0..<c.layers { x = forwardBlock(l, x, tables: tables, documents: batch.documents).output }
+        for l in 0..<c.layers { x = forwardBlock(l, x, context: context, documents: batch.documents).output }
         var normed = [Float](repeating: 0, count: rows * h)
         backend.rmsNorm(x, weight: finalNorm, &normed, rows: rows, dim: h, eps: c.rmsNormEps)
         var logits = [Float](repeating: 0, count: rows * c.vocabSize)
@@ -116,14 +119,17 @@ public final class LoRALlama: @unchecked Sendable {
         return x
     }
 
-    struct RopeTables {
+    /// What every block of one forward shares: RoPE cos/sin `[R, D/2]` and the dropout seed (nil: no LoRA
+    /// dropout).
+    struct StepContext {
         var cos: [Float], sin: [Float]
+        var dropoutSeed: UInt64? = nil
     }
 
-    /// cos/sin `[R, D/2]` of `position · inv_freq` in fp32, as HF computes them.
-    private func ropeTables(_ positions: [Int32]) -> RopeTables {
+    /// cos/sin of `position · inv_freq` in fp32, as HF computes them.
+    private func stepContext(_ positions: [Int32], dropoutSeed: UInt64?) -> StepContext {
         let half = config.headDim / 2
-        var t = RopeTables(cos: [Float](repeating: 0, count: positions.count * half), sin: [])
+        var t = StepContext(cos: [Float](repeating: 0, count: positions.count * half), sin: [], dropoutSeed: dropoutSeed)
         t.sin = t.cos
         for (r, p) in positions.enumerated() {
             for i in 0..<half {

@@ -3,7 +3,7 @@ import Testing
 import QLoRACore
 import QLoRACPU
 import QLoRAModel
-import QLoRATraining
+@testable import QLoRATraining
 
 /// Finite differences through a whole tiny model (attention biases, GQA, two packed documents with
 /// restarting positions, masked labels): for every adapter tensor, the coordinate with the largest
@@ -28,22 +28,30 @@ import QLoRATraining
         return LlamaWeights(embedding: r(c.vocabSize * h, 1), layers: layers, finalNorm: r(h, 0.1, offset: 1), lmHead: nil)
     }
 
-    @Test func adapterGradientsMatchFiniteDifferencesThroughTheWholeModel() {
+    /// A random model with random adapters and a two-document batch.
+    static func setup(_ lora: LoRAConfig, checkpointing: Bool = true) -> (LoRALlama, TrainingBatch, LoRAWeights, SeededGenerator) {
         var rng = SeededGenerator(seed: 41)
-        let c = Self.config
-        let lora = LoRAConfig(rank: 4, alpha: 8)
+        let c = config
         var adapters = LoRAWeights.zeros(c, lora)
         adapters.forEachTensor { values in values = random(values.count, &rng, scale: 0.2) }
-        let model = LoRALlama(config: c, weights: Self.randomWeights(c, rng: &rng), lora: lora, adapters: adapters,
-                              backend: CPUBackend(threads: 2))
+        let model = LoRALlama(config: c, weights: randomWeights(c, rng: &rng), lora: lora, adapters: adapters,
+                              backend: CPUBackend(threads: 2), gradientCheckpointing: checkpointing)
         let tokens: [Int32] = (0..<14).map { _ in Int32(rng.next() % 50) }
         var targets = Array(tokens.dropFirst()) + [CrossEntropy.ignoreIndex]
         targets[2] = CrossEntropy.ignoreIndex
         targets[7] = CrossEntropy.ignoreIndex  // the last row of document 0 predicts nothing
         let batch = TrainingBatch(tokens: tokens, targets: targets, positions: (0..<8).map(Int32.init) + (0..<6).map(Int32.init),
                                   documents: [Int32](repeating: 3, count: 8) + [Int32](repeating: 4, count: 6))
+        return (model, batch, adapters, rng)
+    }
+
+    @Test(arguments: [0.0, 0.3])
+    func adapterGradientsMatchFiniteDifferencesThroughTheWholeModel(dropout: Double) {
+        let lora = LoRAConfig(rank: 4, alpha: 8, dropout: dropout)
+        var (model, batch, adapters, rng) = Self.setup(lora)
+        let c = Self.config, seed: UInt64 = 1234
         var grads = LoRAWeights.zeros(c, lora)
-        _ = model.lossAndGradients(batch, gradScale: 1, into: &grads)
+        _ = model.lossAndGradients(batch, gradScale: 1, dropoutSeed: seed, into: &grads)
 
         let h: Float = 1e-2
         let names = grads.tensorNames, analytic = grads.tensors
@@ -59,7 +67,7 @@ import QLoRATraining
                         index += 1
                     }
                     model.adapters = w
-                    return model.loss(batch).sum
+                    return model.loss(batch, dropoutSeed: seed).sum
                 }
                 let fd = Float((loss(h) - loss(-h)) / Double(2 * h))
                 #expect(abs(fd - g[i]) <= 2e-3 * scale + 1e-2 * abs(g[i]), "\(names[t].name)[\(i)]: fd \(fd), analytic \(g[i])")
@@ -67,6 +75,38 @@ import QLoRATraining
             #expect(scale > 0, "\(names[t].name) has an all-zero gradient")
         }
         model.adapters = adapters
+    }
+
+    @Test func dropoutMasksReplayFromTheSeedWithOrWithoutCheckpointing() {
+        let lora = LoRAConfig(rank: 4, alpha: 8, dropout: 0.25)
+        func run(_ seed: UInt64, checkpointing: Bool) -> (Double, LoRAWeights) {
+            let (model, batch, _, _) = Self.setup(lora, checkpointing: checkpointing)
+            var grads = LoRAWeights.zeros(Self.config, lora)
+            let loss = model.lossAndGradients(batch, gradScale: 1, dropoutSeed: seed, into: &grads)
+            #expect(model.loss(batch, dropoutSeed: seed).sum == loss.sum)
+            return (loss.sum, grads)
+        }
+        let a = run(7, checkpointing: true), b = run(7, checkpointing: false), other = run(8, checkpointing: true)
+        #expect(a.0 == b.0 && a.1 == b.1)
+        #expect(a.0 != other.0 && a.1 != other.1)
+        // Evaluation (no seed) uses no dropout and differs from the training forward.
+        let (model, batch, _, _) = Self.setup(lora)
+        #expect(model.loss(batch).sum != a.0)
+    }
+
+    @Test func dropoutKeepsAboutOneMinusPAndScalesKeptValues() {
+        let drop = LoRADropout(probability: 0.3, stepSeed: 5, layer: 1, projection: .up)
+        var values = [Float](repeating: 2, count: 100_000)
+        drop.apply(&values)
+        let kept = values.filter { $0 != 0 }
+        #expect(kept.allSatisfy { abs($0 - 2 / 0.7) <= 1e-6 })
+        #expect(abs(Double(kept.count) / 100_000 - 0.7) <= 0.006)  // 4 standard deviations
+        var again = [Float](repeating: 2, count: 100_000)
+        drop.apply(&again)
+        #expect(again == values)
+        var otherModule = [Float](repeating: 2, count: 100_000)
+        LoRADropout(probability: 0.3, stepSeed: 5, layer: 1, projection: .down).apply(&otherModule)
+        #expect(otherModule != values)
     }
 
     @Test func adamWMatchesTheSpecWorkedExample() {
