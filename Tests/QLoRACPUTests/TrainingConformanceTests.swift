@@ -90,6 +90,7 @@ import QLoRACore
         (9, 6, 2, 8, nil),
         (12, 4, 2, 8, [0, 0, 0, 0, 1, 1, 2, 3, 3, 3, 0, 0]),
         (70, 3, 3, 16, nil),
+        (200, 4, 1, 8, [Int32](repeating: 0, count: 130) + [Int32](repeating: 1, count: 70)),
     ]
 
     @Test(arguments: attentionCases)
