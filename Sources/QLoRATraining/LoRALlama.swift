@@ -8,7 +8,9 @@ import QLoRAModel
 /// Shapes: R rows (all sequences of a batch end to end, see `TrainingBatch`), H hidden, F intermediate,
 /// nH/nKV heads of width D, r the LoRA rank, V the vocabulary. Every adapted projection computes
 /// `y = x·Wᵀ + (s·x·Aᵀ)·Bᵀ` (spec lora-and-peft-format §1); the frozen `W` passes gradients to `x` only.
-/// The ops come from a `Backend`, whose fixed reduction orders make a step bit-reproducible.
+/// The ops come from a `Backend`, whose fixed reduction orders make a step bit-reproducible. Frozen projections are
+/// `LinearWeight`s: with a 4-bit base (`LlamaWeights.quantized`), forward and `dx` go through the backend's
+/// 4-bit kernels, which dequantize slab by slab and never hold the whole fp32 matrix.
 public final class LoRALlama: @unchecked Sendable {
     public let config: LlamaConfig
     public let lora: LoRAConfig
@@ -27,8 +29,8 @@ public final class LoRALlama: @unchecked Sendable {
 
     struct FrozenBlock: Sendable {
         var attnNorm: [Float], ffnNorm: [Float]
-        /// Indexed by `Projection.allCases` order.
-        var linears: [any FrozenLinear]
+        /// The frozen base projections (fp32 or 4-bit), indexed in `Projection.allCases` order.
+        var linears: [LinearWeight]
         var bq: [Float]?, bk: [Float]?, bv: [Float]?
     }
 
@@ -45,15 +47,11 @@ public final class LoRALlama: @unchecked Sendable {
         finalNorm = weights.finalNorm
         blocks = weights.layers.map { l in
             FrozenBlock(attnNorm: l.attnNorm, ffnNorm: l.ffnNorm,
-                        linears: [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown].map(Self.frozen),
+                        linears: [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown],
                         bq: l.bq, bk: l.bk, bv: l.bv)
         }
         inverseFrequencies = config.inverseFrequencies.map { Float($0) }
     }
-
-    /// The one place that turns a model weight into a `FrozenLinear` (becomes the identity once
-    /// `LlamaWeights` holds `LinearWeight`s).
-    private static func frozen(_ w: [Float]) -> any FrozenLinear { DenseLinear(w) }
 
     // MARK: Whole model
 

@@ -77,6 +77,42 @@ import QLoRAModel
         model.adapters = adapters
     }
 
+    @Test func aFourBitBaseTrainsLikeItsDequantizedWeights() {
+        // The NF4 (double-quantized) base and an fp32 copy of its dequantized values are the same function;
+        // the 4-bit kernels only sum in another order. Tolerance 1e-4 relative (per tensor for gradients).
+        let lora = LoRAConfig(rank: 4, alpha: 8)
+        var rng = SeededGenerator(seed: 42)
+        let c = Self.config
+        let fourBit = Self.randomWeights(c, rng: &rng).quantized(FourBitOptions())
+        var dense = fourBit
+        for i in dense.layers.indices {
+            let l = dense.layers[i]
+            #expect(l.wq.isQuantized && l.wDown.isQuantized)
+            dense.layers[i].wq = .dense(l.wq.floats)
+            dense.layers[i].wk = .dense(l.wk.floats)
+            dense.layers[i].wv = .dense(l.wv.floats)
+            dense.layers[i].wo = .dense(l.wo.floats)
+            dense.layers[i].wGate = .dense(l.wGate.floats)
+            dense.layers[i].wUp = .dense(l.wUp.floats)
+            dense.layers[i].wDown = .dense(l.wDown.floats)
+        }
+        var adapters = LoRAWeights.zeros(c, lora)
+        adapters.forEachTensor { values in values = random(values.count, &rng, scale: 0.2) }
+        let (_, batch, _, _) = Self.setup(lora)
+        var results: [(Double, [[Float]])] = []
+        for weights in [fourBit, dense] {
+            let model = LoRALlama(config: c, weights: weights, lora: lora, adapters: adapters, backend: CPUBackend(threads: 2))
+            var grads = LoRAWeights.zeros(c, lora)
+            let loss = model.lossAndGradients(batch, gradScale: 1, into: &grads)
+            results.append((loss.sum, grads.tensors))
+        }
+        #expect(abs(results[0].0 - results[1].0) <= 1e-5 * abs(results[1].0))
+        for (a, b) in zip(results[0].1, results[1].1) {
+            let scale = b.map(abs).max()!
+            #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * scale })
+        }
+    }
+
     @Test func dropoutMasksReplayFromTheSeedWithOrWithoutCheckpointing() {
         let lora = LoRAConfig(rank: 4, alpha: 8, dropout: 0.25)
         func run(_ seed: UInt64, checkpointing: Bool) -> (Double, LoRAWeights) {
