@@ -53,6 +53,8 @@ let package = Package(
         .testTarget(name: "QLoRACPUTests", dependencies: ["QLoRACPU", "QLoRACore"]),
         .testTarget(name: "QLoRACoreTests", dependencies: ["QLoRACore", "QLoRACPU", "QLoRAFormats"], exclude: ["Fixtures"]),
         .testTarget(name: "QLoRATrainingTests", dependencies: ["QLoRATraining", "QLoRAFormats"]),
+        .testTarget(name: "QLoRAGradTests", dependencies: ["QLoRATraining", "QLoRAModel", "QLoRACore", "QLoRACPU", "QLoRAFormats"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "QLoRAModelTests", dependencies: ["QLoRAModel", "QLoRACPU", "QLoRACore", "QLoRAFormats"],
                     exclude: ["Fixtures"]),
     ]

@@ -50,6 +50,76 @@ public protocol Backend: Sendable {
 
     /// `x[i] += y[i]` (residual connections).
     func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int)
+
+    // MARK: Training: forward variants that save what backward needs, and the backward of every op.
+    //
+    // Gradients are `d`-prefixed and have the shape of what they differentiate. Determinism: every
+    // reduction (over rows for weight gradients, over query heads for GQA key/value gradients, over
+    // rows for the loss) runs in a fixed order that depends on neither thread timing nor thread count,
+    // so a backend gives bit-identical results run after run (exact resume relies on it).
+
+    /// Backward of `rmsNorm` for rows of width `dim`, with `n = x·rstd`, `rstd = 1/sqrt(mean(x²) + eps)`
+    /// recomputed from `x[rows, dim]`: `dx = rstd · (dn − n · mean(dn ⊙ n))` with `dn = dy ⊙ weight`, written
+    /// to `dx[rows, dim]` (added to it with `accumulate`, as a residual stream wants). When `dWeight[dim]`
+    /// is given, `Σ_rows dy ⊙ n` is ADDED to it (frozen norms pass nil).
+    func rmsNormBackward(_ dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                         dx: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
+                         rows: Int, dim: Int, eps: Float, accumulate: Bool)
+
+    /// Backward of `rope` in place on the gradient `dx[T, heads·D]`: the inverse rotation (the forward
+    /// with `sin → −sin`), since each `(i, i+D/2)` pair turns by an orthogonal 2×2 rotation.
+    func ropeBackward(_ dx: UnsafeMutablePointer<Float>, rows: Int, heads: Int, headDim: Int,
+                      cos: UnsafePointer<Float>, sin: UnsafePointer<Float>)
+
+    /// Causal self-attention over `T` tokens for training, optionally restricted to packed documents:
+    /// `out[t, h·D..] = softmax_s(scale · q[t,h]·k[s,kvh] over visible s) · v[s,kvh]`, `kvh = h / (nH/nKV)`.
+    /// Token `t` sees `s ≤ t` of its own document; `documents[T]`, when given, holds per-token ids and a
+    /// document is a maximal run of equal consecutive ids (a packer writes documents contiguously, so ids
+    /// need only differ between neighbours); nil means one document. `q[T, nH·D]`, `k`/`v` `[T, nKV·D]`,
+    /// `out[T, nH·D]`. When `logsumexp[T, nH]` is given it receives `max + log(Σ exp(S − max))` of every
+    /// score row, which is all `attentionBackward` needs to recompute `P` without storing `T×T` per head.
+    func attentionTraining(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                           out: UnsafeMutablePointer<Float>, logsumexp: UnsafeMutablePointer<Float>?,
+                           documents: UnsafePointer<Int32>?, rows: Int, heads: Int, kvHeads: Int, headDim: Int, scale: Float)
+
+    /// Backward of `attentionTraining` (same shapes, mask and `logsumexp`; `out` is its output). Per head:
+    /// `P = exp(scale·q·kᵀ − lse)` on visible entries, `dV = Pᵀ·dO`, `dP = dO·Vᵀ`,
+    /// `dS = P ⊙ (dP − Δ)` with `Δ[t] = dO[t]·O[t]`, `dQ = scale · dS·K`, `dK = scale · dSᵀ·Q`.
+    /// `dq[T, nH·D]`, `dk`/`dv` `[T, nKV·D]` are overwritten; a kv head's gradient is the sum over the query
+    /// heads that share it, added in increasing head order.
+    func attentionBackward(dOut: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                           v: UnsafePointer<Float>, out: UnsafePointer<Float>, logsumexp: UnsafePointer<Float>,
+                           dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+                           documents: UnsafePointer<Int32>?, rows: Int, heads: Int, kvHeads: Int, headDim: Int, scale: Float)
+
+    /// Backward of `swiglu`: `dGate = dOut ⊙ up ⊙ silu'(gate)`, `dUp = dOut ⊙ silu(gate)`, with
+    /// `silu'(z) = σ(z)·(1 + z·(1 − σ(z)))`. Elementwise; `dGate` or `dUp` may alias `dOut`.
+    func swigluBackward(_ dOut: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
+                        dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, count: Int)
+
+    /// Fused softmax cross-entropy over `logits[rows, vocab]` with `targets[rows]` (`CrossEntropy.ignoreIndex` = -100: ignored):
+    /// returns the sum of `logsumexp(z_t) − z_t[y_t]` over counted rows (in Double, added in row order) and
+    /// the number of counted rows, so callers can take exact means over several micro-batches. When
+    /// `dLogits[rows, vocab]` is given it receives `(softmax(z_t) − onehot(y_t)) · gradScale` for counted
+    /// rows and 0 for ignored ones (pass `gradScale = 1/N` for a mean over N counted targets);
+    /// `dLogits` may alias `logits`. Max-subtracted, so stable for any finite logits.
+    func crossEntropy(logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, dLogits: UnsafeMutablePointer<Float>?,
+                      rows: Int, vocab: Int, gradScale: Float) -> (sum: Double, count: Int)
+}
+
+/// Conventions shared by the loss and its callers.
+public enum CrossEntropy {
+    /// The label value that `Backend.crossEntropy` skips (PyTorch's `ignore_index` default).
+    public static let ignoreIndex: Int32 = -100
+}
+
+/// Packed-document masks: the first row of the document that each row belongs to, where a document is a
+/// maximal run of equal consecutive ids (`[0, 0, 1, 1, 1, 0]` → `[0, 0, 2, 2, 2, 5]`); all zeros for nil.
+public func documentStarts(_ documents: UnsafePointer<Int32>?, rows: Int) -> [Int] {
+    var starts = [Int](repeating: 0, count: rows)
+    guard let documents, rows > 1 else { return starts }
+    for t in 1..<rows { starts[t] = documents[t] == documents[t - 1] ? starts[t - 1] : t }
+    return starts
 }
 
 /// Scalar definitions of every op: slow, obviously correct, and the yardstick for faster backends.

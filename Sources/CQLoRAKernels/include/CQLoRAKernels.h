@@ -5,6 +5,7 @@
 #define QLORA_CQLORAKERNELS_H
 
 #include <stdint.h>
+#include "CQLoRAKernelsTraining.h"
 
 #ifdef __cplusplus
 extern "C" {

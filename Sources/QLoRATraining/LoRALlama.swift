@@ -1,0 +1,141 @@
+import Foundation
+import QLoRACore
+import QLoRAModel
+
+/// A LLaMA-family model with a frozen base and LoRA adapters on its linear projections, with an explicit
+/// training forward (saving what backward needs) and backward producing `dA`, `dB` of every adapter.
+///
+/// Shapes: R rows (all sequences of a batch end to end, see `TrainingBatch`), H hidden, F intermediate,
+/// nH/nKV heads of width D, r the LoRA rank, V the vocabulary. Every adapted projection computes
+/// `y = x·Wᵀ + (s·x·Aᵀ)·Bᵀ` (spec lora-and-peft-format §1); the frozen `W` passes gradients to `x` only.
+/// The ops come from a `Backend`, whose fixed reduction orders make a step bit-reproducible. Frozen projections are
+/// `LinearWeight`s: with a 4-bit base (`LlamaWeights.quantized`), forward and `dx` go through the backend's
+/// 4-bit kernels, which dequantize slab by slab and never hold the whole fp32 matrix.
+public final class LoRALlama: @unchecked Sendable {
+    public let config: LlamaConfig
+    public let lora: LoRAConfig
+    public let backend: any Backend
+    /// The trainable parameters.
+    public var adapters: LoRAWeights
+    /// Keep only each block's input during the forward and recompute the block in backward (QLoRA's
+    /// default): activation memory O(layers·R·H) instead of O(layers·R·(H+F+attention)).
+    public var gradientCheckpointing: Bool
+
+    let embedding: [Float]
+    let lmHead: [Float]
+    let finalNorm: [Float]
+    let blocks: [FrozenBlock]
+    let inverseFrequencies: [Float]
+
+    struct FrozenBlock: Sendable {
+        var attnNorm: [Float], ffnNorm: [Float]
+        /// The frozen base projections (fp32 or 4-bit), indexed in `Projection.allCases` order.
+        var linears: [LinearWeight]
+        var bq: [Float]?, bk: [Float]?, bv: [Float]?
+    }
+
+    public init(config: LlamaConfig, weights: LlamaWeights, lora: LoRAConfig, adapters: LoRAWeights, backend: any Backend,
+                gradientCheckpointing: Bool = true) {
+        precondition(adapters.layers.count == config.layers, "adapters for \(adapters.layers.count) layers, model has \(config.layers)")
+        self.config = config
+        self.lora = lora
+        self.backend = backend
+        self.adapters = adapters
+        self.gradientCheckpointing = gradientCheckpointing
+        embedding = weights.embedding
+        lmHead = weights.lmHead ?? weights.embedding
+        finalNorm = weights.finalNorm
+        blocks = weights.layers.map { l in
+            FrozenBlock(attnNorm: l.attnNorm, ffnNorm: l.ffnNorm,
+                        linears: [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown],
+                        bq: l.bq, bk: l.bk, bv: l.bv)
+        }
+        inverseFrequencies = config.inverseFrequencies.map { Float($0) }
+    }
+
+    // MARK: Whole model
+
+    /// Forward and backward of one micro-batch: returns the summed token losses and the number of counted
+    /// targets, and ADDS `gradScale · d(Σ losses)/d(A, B)` into `gradients` (pass `gradScale = 1/N` with N
+    /// the counted targets of the whole accumulated batch, so the result is the gradient of the mean).
+    /// `dropoutSeed` seeds this micro-batch's LoRA dropout masks (see `LoRADropout`; unused when
+    /// `lora.dropout` is 0): the same seed gives the same masks, so a resumed run must replay it.
+    public func lossAndGradients(_ batch: TrainingBatch, gradScale: Float, dropoutSeed: UInt64 = 0,
+                                 into gradients: inout LoRAWeights) -> (sum: Double, count: Int) {
+        let c = config, rows = batch.rows, h = c.hiddenSize, vocab = c.vocabSize
+        let context = stepContext(batch.positions, dropoutSeed: lora.dropout > 0 ? dropoutSeed : nil)
+        var x = embed(batch.tokens)
+        var inputs: [[Float]] = [], saved: [BlockActivations] = []
+        for l in 0..<c.layers {
+            let acts = forwardBlock(l, x, context: context, documents: batch.documents)
+            if gradientCheckpointing { inputs.append(x) } else { saved.append(acts.dropOutput()) }
+            x = acts.output
+        }
+        var normed = [Float](repeating: 0, count: rows * h)
+        backend.rmsNorm(x, weight: finalNorm, &normed, rows: rows, dim: h, eps: c.rmsNormEps)
+        var logits = [Float](repeating: 0, count: rows * vocab)
+        backend.matmulTransposed(normed, lmHead, &logits, m: rows, n: vocab, k: h, accumulate: false)
+        let loss = logits.withUnsafeMutableBufferPointer { z in
+            backend.crossEntropy(logits: z.baseAddress!, targets: batch.targets, dLogits: z.baseAddress!, rows: rows,
+                                 vocab: vocab, gradScale: gradScale)
+        }
+        // logits now holds dLogits
+        backend.matmul(logits, lmHead, &normed, m: rows, n: h, k: vocab, accumulate: false)
+        var dx = [Float](repeating: 0, count: rows * h)
+        backend.rmsNormBackward(normed, x: x, weight: finalNorm, dx: &dx, dWeight: nil, rows: rows, dim: h, eps: c.rmsNormEps,
+                                accumulate: false)
+        for l in stride(from: c.layers - 1, through: 0, by: -1) {
+            let acts = gradientCheckpointing ? forwardBlock(l, inputs[l], context: context, documents: batch.documents) : saved[l]
+            dx = backwardBlock(l, dx, acts, context: context, documents: batch.documents, gradients: &gradients)
+            if !gradientCheckpointing { saved.removeLast() }
+        }
+        return loss
+    }
+
+    /// Forward only: summed token losses and counted targets. Evaluation (no dropout) unless a
+    /// `dropoutSeed` is given, which reproduces the training forward of `lossAndGradients` with that seed.
+    public func loss(_ batch: TrainingBatch, dropoutSeed: UInt64? = nil) -> (sum: Double, count: Int) {
+        let c = config, rows = batch.rows, h = c.hiddenSize
+        let context = stepContext(batch.positions, dropoutSeed: lora.dropout > 0 ? dropoutSeed : nil)
+        var x = embed(batch.tokens)
+        for l in 0..<c.layers { x = forwardBlock(l, x, context: context, documents: batch.documents).output }
+        var normed = [Float](repeating: 0, count: rows * h)
+        backend.rmsNorm(x, weight: finalNorm, &normed, rows: rows, dim: h, eps: c.rmsNormEps)
+        var logits = [Float](repeating: 0, count: rows * c.vocabSize)
+        backend.matmulTransposed(normed, lmHead, &logits, m: rows, n: c.vocabSize, k: h, accumulate: false)
+        return backend.crossEntropy(logits: logits, targets: batch.targets, dLogits: nil, rows: rows, vocab: c.vocabSize, gradScale: 0)
+    }
+
+    private func embed(_ tokens: [Int32]) -> [Float] {
+        let h = config.hiddenSize
+        var x = [Float](repeating: 0, count: tokens.count * h)
+        for (i, id) in tokens.enumerated() {
+            precondition(id >= 0 && Int(id) < config.vocabSize, "token id \(id) out of range")
+            let row = Int(id) * h
+            for j in 0..<h { x[i * h + j] = embedding[row + j] }
+        }
+        return x
+    }
+
+    /// What every block of one forward shares: RoPE cos/sin `[R, D/2]` and the dropout seed (nil: no LoRA
+    /// dropout).
+    struct StepContext {
+        var cos: [Float], sin: [Float]
+        var dropoutSeed: UInt64? = nil
+    }
+
+    /// cos/sin of `position · inv_freq` in fp32, as HF computes them.
+    private func stepContext(_ positions: [Int32], dropoutSeed: UInt64?) -> StepContext {
+        let half = config.headDim / 2
+        var t = StepContext(cos: [Float](repeating: 0, count: positions.count * half), sin: [], dropoutSeed: dropoutSeed)
+        t.sin = t.cos
+        for (r, p) in positions.enumerated() {
+            for i in 0..<half {
+                let angle = Float(p) * inverseFrequencies[i]
+                t.cos[r * half + i] = Foundation.cos(angle)
+                t.sin[r * half + i] = Foundation.sin(angle)
+            }
+        }
+        return t
+    }
+}
