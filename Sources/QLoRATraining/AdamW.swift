@@ -8,7 +8,7 @@ import QLoRACore
 /// Python floats): `p ← p·(1 − lr·wd)`; `m ← lerp(m, g, 1 − β1)`; `v ← v·β2 + (1 − β2)·g·g`;
 /// `p ← p + (−lr/bc1)·m / (sqrt(v)/sqrt(bc2) + eps)` with `bc_i = 1 − β_i^t`. Elements are independent,
 /// so the update is deterministic however it is split.
-public struct AdamW: Sendable, Equatable {
+public struct AdamW: Sendable {
     public struct Parameters: Sendable, Equatable {
         public var learningRate: Double
         public var beta1: Double
@@ -26,17 +26,65 @@ public struct AdamW: Sendable, Equatable {
         }
     }
 
+    /// Where the moments live: ordinary arrays, or a `PagedFloatStore` (tensor `2i` = m of tensor `i`,
+    /// `2i + 1` = its v) whose resident part is bounded. The arithmetic is the same either way, so a paged
+    /// run matches an unpaged one bit for bit.
+    enum Storage: @unchecked Sendable {
+        case memory(m: [[Float]], v: [[Float]])
+        case paged(PagedFloatStore)
+    }
+
     public var parameters: Parameters
     /// Updates done so far (`t` of the bias corrections is `step + 1` during the next update).
     public private(set) var step: Int = 0
-    /// First and second moments, one array per tensor in `LoRAWeights.tensorNames` order.
-    public private(set) var m: [[Float]]
-    public private(set) var v: [[Float]]
+    var storage: Storage
 
     public init(_ parameters: Parameters, for weights: LoRAWeights) {
         self.parameters = parameters
-        m = weights.tensors.map { [Float](repeating: 0, count: $0.count) }
-        v = m
+        let zeros = weights.tensors.map { [Float](repeating: 0, count: $0.count) }
+        storage = .memory(m: zeros, v: zeros)
+    }
+
+    /// Paged state in a scratch file at `path` with at most `budgetBytes` resident (nil: no limit).
+    public init(_ parameters: Parameters, for weights: LoRAWeights, pagedAt path: String, budgetBytes: Int?) throws {
+        self.parameters = parameters
+        let counts = weights.tensors.flatMap { [$0.count, $0.count] }
+        storage = .paged(try PagedFloatStore(path: path, counts: counts, budgetBytes: budgetBytes))
+    }
+
+    /// First moments, one array per tensor in `LoRAWeights.tensorNames` order.
+    public var m: [[Float]] {
+        switch storage {
+        case .memory(let m, _): return m
+        case .paged(let store): return (0..<(store.counts.count / 2)).map { store.values(2 * $0) }
+        }
+    }
+
+    /// Second moments, same order.
+    public var v: [[Float]] {
+        switch storage {
+        case .memory(_, let v): return v
+        case .paged(let store): return (0..<(store.counts.count / 2)).map { store.values(2 * $0 + 1) }
+        }
+    }
+
+    /// Restores a saved state (from a checkpoint): the update count and both moments.
+    public mutating func restore(step: Int, m: [[Float]], v: [[Float]]) {
+        self.step = step
+        switch storage {
+        case .memory: storage = .memory(m: m, v: v)
+        case .paged(let store):
+            for i in m.indices {
+                store.set(2 * i, m[i])
+                store.set(2 * i + 1, v[i])
+            }
+        }
+    }
+
+    /// Evictions the paged store's budget caused so far (0 when unpaged).
+    public var pageEvictions: Int {
+        if case .paged(let store) = storage { return store.evictions }
+        return 0
     }
 
     /// One update of `weights` with `gradients` (same layout). `learningRate` overrides the configured
@@ -51,25 +99,38 @@ public struct AdamW: Sendable, Equatable {
         let bc2Sqrt = Float(Foundation.pow(1 - Foundation.pow(p.beta2, t), 0.5))
         let eps = Float(p.epsilon)
         let grads = gradients.tensors
-        var index = 0
-        weights.forEachTensor { values in
-            precondition(grads[index].count == values.count, "gradient \(index) has the wrong size")
-            let g = grads[index]
-            m[index].withUnsafeMutableBufferPointer { mb in
-                v[index].withUnsafeMutableBufferPointer { vb in
-                    for i in values.indices {
-                        var x = values[i]
-                        if p.weightDecay != 0 { x *= decay }
-                        // torch.lerp: weight < 0.5 → self + w·(end − self), else end − (end − self)·(1 − w)
-                        mb[i] = abs(w1) < 0.5 ? mb[i] + w1 * (g[i] - mb[i]) : g[i] - (g[i] - mb[i]) * (1 - w1)
-                        vb[i] = vb[i] * b2 + w2 * g[i] * g[i]
-                        let denom = vb[i].squareRoot() / bc2Sqrt + eps
-                        x += stepSize * mb[i] / denom
-                        values[i] = x
-                    }
-                }
+        func apply(_ values: inout [Float], _ g: [Float], _ mb: UnsafeMutableBufferPointer<Float>, _ vb: UnsafeMutableBufferPointer<Float>) {
+            for i in values.indices {
+                var x = values[i]
+                if p.weightDecay != 0 { x *= decay }
+                // torch.lerp: weight < 0.5 → self + w·(end − self), else end − (end − self)·(1 − w)
+                mb[i] = abs(w1) < 0.5 ? mb[i] + w1 * (g[i] - mb[i]) : g[i] - (g[i] - mb[i]) * (1 - w1)
+                vb[i] = vb[i] * b2 + w2 * g[i] * g[i]
+                let denom = vb[i].squareRoot() / bc2Sqrt + eps
+                x += stepSize * mb[i] / denom
+                values[i] = x
             }
-            index += 1
+        }
+        var index = 0
+        switch storage {
+        case .memory(var m, var v):
+            storage = .memory(m: [], v: [])  // keep the arrays uniquely referenced while updating in place
+            weights.forEachTensor { values in
+                precondition(grads[index].count == values.count, "gradient \(index) has the wrong size")
+                m[index].withUnsafeMutableBufferPointer { mb in
+                    v[index].withUnsafeMutableBufferPointer { vb in apply(&values, grads[index], mb, vb) }
+                }
+                index += 1
+            }
+            storage = .memory(m: m, v: v)
+        case .paged(let store):
+            weights.forEachTensor { values in
+                precondition(grads[index].count == values.count, "gradient \(index) has the wrong size")
+                store.withTensor(2 * index) { mb in
+                    store.withTensor(2 * index + 1) { vb in apply(&values, grads[index], mb, vb) }
+                }
+                index += 1
+            }
         }
     }
 }

@@ -1,0 +1,331 @@
+import Foundation
+import QLoRACore
+import QLoRAFormats
+import Synchronization
+
+/// What the trainer needs besides the model.
+public struct TrainerOptions: Sendable {
+    public var schedule: LearningRateSchedule
+    public var maxSteps: Int
+    public var batchSize: Int
+    public var gradientAccumulation: Int
+    /// Global-norm clipping threshold (0 disables).
+    public var maxGradNorm: Double
+    public var adam: AdamW.Parameters
+    /// Paged optimizer: scratch file for the moments and the resident budget (nil path: arrays in memory).
+    public var pagedStatePath: String?
+    public var pagedBudgetBytes: Int?
+    public var saveEvery: Int
+    public var seed: UInt64
+
+    public init(schedule: LearningRateSchedule, maxSteps: Int, batchSize: Int, gradientAccumulation: Int, maxGradNorm: Double,
+                adam: AdamW.Parameters, pagedStatePath: String? = nil, pagedBudgetBytes: Int? = nil, saveEvery: Int, seed: UInt64) {
+        self.schedule = schedule
+        self.maxSteps = maxSteps
+        self.batchSize = max(1, batchSize)
+        self.gradientAccumulation = max(1, gradientAccumulation)
+        self.maxGradNorm = maxGradNorm
+        self.adam = adam
+        self.pagedStatePath = pagedStatePath
+        self.pagedBudgetBytes = pagedBudgetBytes
+        self.saveEvery = max(1, saveEvery)
+        self.seed = seed
+    }
+}
+
+/// The training sequences (a tokenize-stage `TokenFile`) and the order they are visited in.
+///
+/// Epoch `e` visits every sequence once, in `baseOrder` (the tokenize stage's length-grouped order) when
+/// given, else in a Fisher-Yates shuffle seeded by `(seed, e)`. The position is a plain cursor (epoch,
+/// index), so a resumed run continues with exactly the sequences the uninterrupted run would have used.
+public struct TrainingData: @unchecked Sendable {
+    public let reader: TokenFile.Reader
+    public let baseOrder: [Int]?
+    public let seed: UInt64
+
+    public init(reader: TokenFile.Reader, baseOrder: [Int]?, seed: UInt64) {
+        self.reader = reader
+        self.baseOrder = baseOrder
+        self.seed = seed
+    }
+
+    public var count: Int { reader.sequenceCount }
+
+    public func order(epoch: Int) -> [Int] {
+        if let baseOrder { return baseOrder }
+        var order = Array(0..<count)
+        var rng = SeededGenerator(seed: seed &+ 0x9E37_79B9 &* UInt64(epoch + 1))
+        if order.count > 1 {
+            for i in stride(from: order.count - 1, to: 0, by: -1) {
+                let j = Int(rng.next() % UInt64(i + 1))
+                order.swapAt(i, j)
+            }
+        }
+        return order
+    }
+
+    /// One sequence as model rows: tokens, next-token targets (a target counts when the tokenize stage marked
+    /// that token as trained and it lies in the same document), RoPE positions restarting at every document,
+    /// and document ids.
+    func rows(_ index: Int, documentBase: Int32) -> (tokens: [Int32], targets: [Int32], positions: [Int32], documents: [Int32]) {
+        let s = reader.sequence(index)
+        let n = s.ids.count
+        var documents = [Int32](repeating: 0, count: n), positions = [Int32](repeating: 0, count: n)
+        var doc = documentBase - 1, start = 0
+        let starts = Set(s.documentStarts)
+        for t in 0..<n {
+            if starts.contains(t) || t == 0 {
+                doc += 1
+                start = t
+            }
+            documents[t] = doc
+            positions[t] = Int32(t - start)
+        }
+        var targets = [Int32](repeating: CrossEntropy.ignoreIndex, count: n)
+        for t in 0..<(n - 1) where s.labels[t + 1] && documents[t + 1] == documents[t] {
+            targets[t] = Int32(s.ids[t + 1])
+        }
+        return (s.ids.map { Int32($0) }, targets, positions, documents)
+    }
+}
+
+/// One optimizer step's record (a line of metrics.jsonl).
+public struct StepMetrics: Sendable, Equatable {
+    public var step: Int
+    public var loss: Double
+    public var learningRate: Double
+    public var gradNorm: Double
+    public var tokens: Int
+    public var tokensPerSecond: Double
+    public var rssBytes: Int
+
+    public var jsonLine: String {
+        let object = JSONValue.object(JSONObject([
+            ("step", .number(Double(step))), ("loss", .number(loss)), ("lr", .number(learningRate)),
+            ("grad_norm", .number(gradNorm)), ("tokens", .number(Double(tokens))),
+            ("tokens_per_s", .number((tokensPerSecond * 10).rounded() / 10)), ("rss_bytes", .number(Double(rssBytes))),
+        ]))
+        return JSONWriter.string(object)
+    }
+}
+
+/// Runs optimizer steps over a `LoRALlama`, saving resumable checkpoints.
+///
+/// Step `k` (0-based): `gradientAccumulation` micro-batches of `batchSize` sequences from the data cursor; the
+/// loss is the mean over all counted targets of the step (each micro-batch's gradient is scaled by 1/N, N the
+/// step's counted targets, as transformers ≥ 4.46 normalizes accumulated batches); global-norm clipping;
+/// AdamW with the schedule's rate for step `k`. LoRA dropout masks are seeded by `(seed, k, micro-batch)`.
+/// Everything a later step depends on (adapters, moments, update count, cursor, metrics so far) is in the
+/// checkpoint, and every reduction runs in a fixed order, so a run stopped at any step and resumed on the
+/// same backend and thread count produces byte-identical adapters and the same losses.
+public final class Trainer {
+    public let model: LoRALlama
+    public let data: TrainingData
+    public let options: TrainerOptions
+    public let checkpoints: CheckpointStore
+    public private(set) var optimizer: AdamW
+    public private(set) var step = 0
+    public private(set) var epoch = 0
+    public private(set) var index = 0
+    public private(set) var metrics: [StepMetrics] = []
+
+    /// Set by SIGINT/SIGTERM (see `installSignalHandlers`): the trainer saves a checkpoint and stops.
+    public static let stopRequested = Atomic<Bool>(false)
+
+    public init(model: LoRALlama, data: TrainingData, options: TrainerOptions, checkpoints: CheckpointStore) throws {
+        self.model = model
+        self.data = data
+        self.options = options
+        self.checkpoints = checkpoints
+        if let path = options.pagedStatePath {
+            optimizer = try AdamW(options.adam, for: model.adapters, pagedAt: path, budgetBytes: options.pagedBudgetBytes)
+        } else {
+            optimizer = AdamW(options.adam, for: model.adapters)
+        }
+    }
+
+    /// Installs handlers that turn SIGINT/SIGTERM into a graceful stop (checkpoint, then return).
+    public static func installSignalHandlers() {
+        signal(SIGINT) { _ in Trainer.stopRequested.store(true, ordering: .relaxed) }
+        signal(SIGTERM) { _ in Trainer.stopRequested.store(true, ordering: .relaxed) }
+    }
+
+    // MARK: checkpoints
+
+    /// Restores the newest valid checkpoint whose identity matches; returns what happened, for the log.
+    public func resume(identity: String) throws -> [String] {
+        var notes: [String] = []
+        var (entry, skipped) = checkpoints.latest()
+        while true {
+            for s in skipped {
+                notes.append("checkpoint \(s.url.lastPathComponent) is unusable (\(s.reason)); falling back to an older one")
+            }
+            guard let e = entry else { break }
+            do {
+                try load(e.url, identity: identity)
+                notes.append("resumed from \(e.url.lastPathComponent) (step \(step))")
+                return notes
+            } catch {
+                notes.append("checkpoint \(e.url.lastPathComponent) cannot be used: \(error)")
+                try? FileManager.default.removeItem(at: e.url)
+                (entry, skipped) = checkpoints.latest()
+            }
+        }
+        return notes
+    }
+
+    func load(_ url: URL, identity: String) throws {
+        let stateBytes = try Data(contentsOf: url.appendingPathComponent("state.json"))
+        guard let state = try JSONParser.parse(Array(stateBytes)).objectValue else { throw TrainerError("state.json is not an object") }
+        guard state["identity"]?.stringValue == identity else {
+            throw TrainerError("it belongs to a different configuration or data")
+        }
+        let adapter = try SafetensorsFile(path: url.appendingPathComponent("adapter.safetensors").path)
+        let optimizerFile = try SafetensorsFile(path: url.appendingPathComponent("optimizer.safetensors").path)
+        let names = model.adapters.tensorNames
+        var restored = model.adapters
+        var i = 0
+        var failure: String?
+        restored.forEachTensor { values in
+            let name = names[i].name
+            if let v = (try? adapter.floats(named: name)) ?? nil, v.count == values.count { values = v } else {
+                failure = failure ?? "adapter tensor \(name) is missing or has the wrong size"
+            }
+            i += 1
+        }
+        if let failure { throw TrainerError(failure) }
+        var m: [[Float]] = [], v: [[Float]] = []
+        for (k, entry) in names.enumerated() {
+            guard let mk = try optimizerFile.floats(named: entry.name + ".exp_avg"),
+                  let vk = try optimizerFile.floats(named: entry.name + ".exp_avg_sq"),
+                  mk.count == model.adapters.tensors[k].count, vk.count == mk.count else {
+                throw TrainerError("optimizer state for \(entry.name) is missing or has the wrong size")
+            }
+            m.append(mk)
+            v.append(vk)
+        }
+        guard let s = state["step"]?.numberValue, let os = state["optimizer_step"]?.numberValue,
+              let e = state["epoch"]?.numberValue, let ix = state["index"]?.numberValue,
+              let lines = state["metrics"]?.arrayValue else { throw TrainerError("state.json lacks step/epoch/index/metrics") }
+        model.adapters = restored
+        optimizer.restore(step: Int(os), m: m, v: v)
+        step = Int(s)
+        epoch = Int(e)
+        index = Int(ix)
+        metrics = lines.compactMap { line in
+            guard let o = line.objectValue else { return nil }
+            func d(_ k: String) -> Double { o[k]?.numberValue ?? 0 }
+            return StepMetrics(step: Int(d("step")), loss: d("loss"), learningRate: d("lr"), gradNorm: d("grad_norm"),
+                               tokens: Int(d("tokens")), tokensPerSecond: d("tokens_per_s"), rssBytes: Int(d("rss_bytes")))
+        }
+    }
+
+    /// Saves the current state as the checkpoint of `step`.
+    public func save(identity: String) throws {
+        let names = model.adapters.tensorNames
+        let values = model.adapters.tensors
+        let adapter = try SafetensorsWriter.serialize(floats: names.enumerated().map { (name: $1.name, shape: $1.shape, values: values[$0]) })
+        let m = optimizer.m, v = optimizer.v
+        var moments: [SafetensorsWriter.FloatTensor] = []
+        for (k, entry) in names.enumerated() {
+            moments.append((name: entry.name + ".exp_avg", shape: entry.shape, values: m[k]))
+            moments.append((name: entry.name + ".exp_avg_sq", shape: entry.shape, values: v[k]))
+        }
+        let optimizerBytes = try SafetensorsWriter.serialize(floats: moments)
+        let state = JSONValue.object(JSONObject([
+            ("format", .number(1)), ("identity", .string(identity)), ("step", .number(Double(step))),
+            ("optimizer_step", .number(Double(optimizer.step))), ("epoch", .number(Double(epoch))),
+            ("index", .number(Double(index))), ("seed", .string(String(options.seed))),
+            ("metrics", .array(metrics.map { (try? JSONParser.parse($0.jsonLine)) ?? .null })),
+        ]))
+        try checkpoints.save(step: step, files: [
+            "adapter.safetensors": Array(adapter), "optimizer.safetensors": Array(optimizerBytes),
+            "state.json": JSONWriter.encode(state) + [UInt8(ascii: "\n")],
+        ])
+    }
+
+    // MARK: steps
+
+    /// The next micro-batch's sequence indices, advancing the cursor (a new epoch starts when one runs out).
+    func nextSequences(_ n: Int) -> [Int] {
+        var out: [Int] = []
+        var order = data.order(epoch: epoch)
+        while out.count < n {
+            if index >= order.count {
+                epoch += 1
+                index = 0
+                order = data.order(epoch: epoch)
+                if order.isEmpty { break }
+            }
+            out.append(order[index])
+            index += 1
+        }
+        return out
+    }
+
+    /// Runs steps until `options.maxSteps` (or a stop request); saves every `saveEvery` steps, at a stop, and
+    /// at the end. `onStep` sees each step's metrics. Returns true when all steps are done.
+    @discardableResult
+    public func run(identity: String, onStep: (StepMetrics) throws -> Void = { _ in }) throws -> Bool {
+        while step < options.maxSteps {
+            if Trainer.stopRequested.load(ordering: .relaxed) {
+                try save(identity: identity)
+                return false
+            }
+            let started = DispatchTime.now().uptimeNanoseconds
+            var batches: [TrainingBatch] = []
+            for _ in 0..<options.gradientAccumulation {
+                var tokens: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], documents: [Int32] = []
+                for (k, seq) in nextSequences(options.batchSize).enumerated() {
+                    let r = data.rows(seq, documentBase: Int32(k * 1_000_000))
+                    tokens += r.tokens
+                    targets += r.targets
+                    positions += r.positions
+                    documents += r.documents
+                }
+                batches.append(TrainingBatch(tokens: tokens, targets: targets, positions: positions, documents: documents))
+            }
+            let counted = batches.reduce(0) { $0 + $1.countedTargets }
+            var gradients = LoRAWeights.zeros(model.config, model.lora)
+            var lossSum = 0.0
+            if counted > 0 {
+                for (micro, batch) in batches.enumerated() where batch.rows > 0 {
+                    let seed = options.seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(micro)
+                    lossSum += model.lossAndGradients(batch, gradScale: 1 / Float(counted), dropoutSeed: seed, into: &gradients).sum
+                }
+            }
+            let norm = options.maxGradNorm > 0 ? clipGradientNorm(&gradients, maxNorm: options.maxGradNorm)
+                : gradients.tensors.reduce(0.0) { $0 + $1.reduce(0.0) { $0 + Double($1) * Double($1) } }.squareRoot()
+            let lr = options.schedule.learningRate(step)
+            var adapters = model.adapters
+            optimizer.update(&adapters, gradients: gradients, learningRate: lr)
+            model.adapters = adapters
+            step += 1
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            let tokens = batches.reduce(0) { $0 + $1.rows }
+            let m = StepMetrics(step: step, loss: counted > 0 ? lossSum / Double(counted) : 0, learningRate: lr, gradNorm: norm,
+                                tokens: tokens, tokensPerSecond: Double(tokens) / max(seconds, 1e-9),
+                                rssBytes: ResourceFigures.currentRSSBytes)
+            metrics.append(m)
+            try onStep(m)
+            if step % options.saveEvery == 0 || step == options.maxSteps { try save(identity: identity) }
+        }
+        return true
+    }
+}
+
+public struct TrainerError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+enum ResourceFigures {
+    /// Current resident set size (VmRSS), in bytes.
+    static var currentRSSBytes: Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
+        }
+        return 0
+    }
+}
