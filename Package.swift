@@ -34,7 +34,7 @@ let package = Package(
         ]),
         .target(name: "QLoRATokenizer", dependencies: ["QLoRACore", "QLoRAFormats"]),
         .target(name: "QLoRAPipeline", dependencies: [
-            "QLoRACore", "QLoRAFormats", "QLoRATokenizer", "QLoRAModel",
+            "QLoRACore", "QLoRAFormats", "QLoRATokenizer", "QLoRAModel", "QLoRATraining", "QLoRACPU",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),

@@ -4,7 +4,7 @@ public enum StageID: String, CaseIterable, Codable, Sendable, Comparable {
     case ingest, tokenize, prepare, train, evaluate, package
 
     /// Stages implemented in this build; a spec enabling another one is rejected by `validate`.
-    public static let available: [StageID] = [.ingest, .tokenize, .prepare]
+    public static let available: [StageID] = [.ingest, .tokenize, .prepare, .train]
 
     /// Spec sections that configure (and enable) the stage.
     public var sectionKeys: [String] {

@@ -1,0 +1,155 @@
+import Crypto
+import Foundation
+import QLoRACore
+import QLoRACPU
+import QLoRAFormats
+import QLoRAModel
+import QLoRATraining
+
+/// Stage 4: LoRA adapters on the frozen 4-bit base, trained on the tokenize stage's sequences.
+///
+/// Outputs (in `<run>/train/`):
+/// - `adapter_model.safetensors`: the adapters under PEFT's key names
+///   (`base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight`, fp32), `adapter_config.json`;
+/// - `metrics.jsonl`: one line per optimizer step: step, loss, lr, grad_norm, tokens, tokens_per_s, rss_bytes.
+///
+/// Checkpoints live outside the stage directory, in `<run>/train.checkpoints/`, so they survive a crash or
+/// a kill: a later `qlora run` resumes from the newest one that verifies (falling back past a corrupt one,
+/// and saying so) if it was made by the same configuration and data; SIGINT/SIGTERM save one and stop.
+/// They are removed once the stage completes.
+public struct TrainStage: Stage {
+    public let id = StageID.train
+    public let formatVersion = 1
+
+    public init() {}
+
+    public func configuration(of spec: JobSpec) throws -> Data {
+        struct Config: Encodable {
+            var lora: LoRASection?
+            var training: TrainingSection?
+            var seed: Int?
+        }
+        return try canonicalJSON(Config(lora: spec.lora, training: spec.training, seed: spec.seed))
+    }
+
+    public func inputFiles(of spec: JobSpec) -> [URL] { [] }
+
+    public func run(_ context: StageContext) throws -> StageReport {
+        let spec = context.spec
+        guard let tokenize = context.upstream[.tokenize], let prepare = context.upstream[.prepare] else {
+            throw StageFailure("the train stage needs the tokenize and prepare stages")
+        }
+        let loraSection = spec.lora ?? LoRASection(loraRank: 16, loraAlpha: 32, loraDropout: 0.05,
+                                                   targetModules: LoRASection.allTargetModules, useRslora: false)
+        guard let t = spec.training else { throw StageFailure("the spec has no `training` section") }
+        if t.optimizer == .adamW8bit { throw StageFailure("training.optimizer adamw_8bit is not implemented yet; use paged_adamw_32bit or adamw_32bit") }
+        let targets = loraSection.targetModules.compactMap { Projection(rawValue: $0) }
+
+        let backend = CPUBackend()
+        let base: LlamaModel
+        do { base = try ModelLoader.loadModel(path: prepare.appendingPathComponent("model").path, backend: backend) } catch {
+            throw StageFailure("cannot load the prepared model: \(error)")
+        }
+        let reader: TokenFile.Reader
+        do { reader = try TokenFile.Reader(path: tokenize.appendingPathComponent("train.tokens").path) } catch {
+            throw StageFailure("cannot read the training tokens: \(error)")
+        }
+        guard reader.sequenceCount > 0 else { throw StageFailure("the training split has no sequences") }
+        guard reader.vocabularySize <= base.config.vocabSize else {
+            throw StageFailure("the tokenizer's vocabulary (\(reader.vocabularySize)) is larger than the model's (\(base.config.vocabSize))")
+        }
+        var order: [Int]?
+        if let bytes = FileManager.default.contents(atPath: tokenize.appendingPathComponent("train.order").path) {
+            let raw = [UInt8](bytes)
+            var indices: [Int] = []
+            indices.reserveCapacity(raw.count / 4)
+            for i in stride(from: 0, to: raw.count - 3, by: 4) {
+                var word = UInt32(raw[i])
+                word |= UInt32(raw[i + 1]) << 8
+                word |= UInt32(raw[i + 2]) << 16
+                word |= UInt32(raw[i + 3]) << 24
+                indices.append(Int(word))
+            }
+            order = indices
+        }
+        let seed = UInt64(spec.seed)
+        let data = TrainingData(reader: reader, baseOrder: order, seed: seed)
+        let lora = LoRAConfig(rank: loraSection.loraRank, alpha: loraSection.loraAlpha, dropout: loraSection.loraDropout,
+                              useRSLoRA: loraSection.useRslora, targets: targets)
+        var rng = SeededGenerator(seed: seed)
+        let model = LoRALlama(config: base.config, weights: base.weights, lora: lora,
+                              adapters: LoRAWeights.peftInit(base.config, lora, rng: &rng), backend: backend,
+                              gradientCheckpointing: t.gradientCheckpointing)
+        let perStep = t.batchSize * t.gradientAccumulationSteps
+        let maxSteps = t.maxSteps ?? max(1, Int((t.epochs * Double(reader.sequenceCount) / Double(perStep)).rounded(.up)))
+        let kind: LearningRateSchedule.Kind = switch t.lrScheduler {
+        case .constant: .constant
+        case .linear: .linear
+        case .cosine: .cosine
+        }
+        let stateDir = context.runDirectory.appendingPathComponent("train.checkpoints")
+        try FileManager.default.createDirectory(at: stateDir, withIntermediateDirectories: true)
+        let options = TrainerOptions(
+            schedule: LearningRateSchedule(kind: kind, peak: t.learningRate, warmupSteps: t.warmupSteps, totalSteps: maxSteps),
+            maxSteps: maxSteps, batchSize: t.batchSize, gradientAccumulation: t.gradientAccumulationSteps,
+            maxGradNorm: t.maxGradNorm,
+            adam: AdamW.Parameters(learningRate: t.learningRate, beta1: t.adamBeta1, beta2: t.adamBeta2, epsilon: t.adamEpsilon,
+                                   weightDecay: t.weightDecay),
+            pagedStatePath: t.optimizer == .pagedAdamW32bit ? context.output.appendingPathComponent(".optimizer.pages").path : nil,
+            saveEvery: t.saveEvery, seed: seed)
+        let trainer = try Trainer(model: model, data: data, options: options,
+                                  checkpoints: CheckpointStore(directory: stateDir, keep: t.keepCheckpoints))
+        let identity = try self.identity(context)
+        for note in try trainer.resume(identity: identity) { context.logger.notice("\(note)") }
+        Trainer.installSignalHandlers()
+
+        let metricsURL = context.output.appendingPathComponent("metrics.jsonl")
+        let metricsFile = try BufferedFileWriter(path: metricsURL.path)
+        for m in trainer.metrics { try metricsFile.write(Array((m.jsonLine + "\n").utf8)) }
+        context.progress.start("training \(lora.targets.count) projections × \(base.config.layers) layers, rank \(lora.rank)",
+                               total: Int64(maxSteps), unit: .items)
+        context.progress.update(Int64(trainer.step))
+        let finished = try trainer.run(identity: identity) { m in
+            try metricsFile.write(Array((m.jsonLine + "\n").utf8))
+            context.progress.update(Int64(m.step), detail: String(format: "loss %.4f, %.0f tokens/s", m.loss, m.tokensPerSecond))
+        }
+        try metricsFile.close()
+        guard finished else {
+            throw StageFailure("interrupted at step \(trainer.step) of \(maxSteps); a checkpoint was saved in \(stateDir.path): run again to resume")
+        }
+        context.progress.finish(Int64(maxSteps))
+        try? FileManager.default.removeItem(atPath: context.output.appendingPathComponent(".optimizer.pages").path)
+
+        // The adapter, under PEFT's names.
+        let names = model.adapters.tensorNames, values = model.adapters.tensors
+        try SafetensorsWriter.write(floats: names.enumerated().map { (name: $1.name, shape: $1.shape, values: values[$0]) },
+                                    metadata: ["format": "pt"], to: context.output.appendingPathComponent("adapter_model.safetensors"))
+        let config = JSONValue.object(JSONObject([
+            ("base_model_name_or_path", .string(spec.model?.path ?? "")), ("bias", .string("none")),
+            ("fan_in_fan_out", .bool(false)), ("inference_mode", .bool(true)), ("init_lora_weights", .bool(true)),
+            ("lora_alpha", .number(loraSection.loraAlpha)), ("lora_dropout", .number(loraSection.loraDropout)),
+            ("modules_to_save", .null), ("peft_type", .string("LORA")), ("r", .number(Double(loraSection.loraRank))),
+            ("target_modules", .array(targets.map { .string($0.rawValue) })), ("task_type", .string("CAUSAL_LM")),
+            ("use_rslora", .bool(loraSection.useRslora)),
+        ]))
+        try AtomicFile.write(Data(JSONWriter.encode(config) + [UInt8(ascii: "\n")]),
+                             to: context.output.appendingPathComponent("adapter_config.json"))
+        try? FileManager.default.removeItem(at: stateDir)
+
+        let first = trainer.metrics.first?.loss ?? .nan, last = trainer.metrics.last?.loss ?? .nan
+        let speeds = trainer.metrics.map(\.tokensPerSecond).sorted()
+        let median = speeds.isEmpty ? 0 : speeds[speeds.count / 2]
+        return StageReport(metrics: ["steps": Double(trainer.step), "first_loss": first, "final_loss": last,
+                                     "tokens_per_s_median": median, "trainable_parameters": Double(model.adapters.parameterCount)],
+                           notes: [String(format: "%ld steps, loss %.4f → %.4f, median %.0f tokens/s, %ld trainable parameters",
+                                          trainer.step, first, last, median, model.adapters.parameterCount)])
+    }
+
+    /// What a checkpoint must match to be resumed: this stage's configuration and its upstream outputs.
+    func identity(_ context: StageContext) throws -> String {
+        let run = RunDirectory(url: context.runDirectory)
+        var text = String(decoding: try configuration(of: context.spec), as: UTF8.self)
+        for stage in [StageID.tokenize, .prepare] { text += "\n\(stage.rawValue) \(run.manifest(stage)?.outputsDigest ?? "")" }
+        return SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}
