@@ -62,7 +62,7 @@ public final class LoRALlama: @unchecked Sendable {
     /// `lora.dropout` is 0): the same seed gives the same masks, so a resumed run must replay it.
     public func lossAndGradients(_ batch: TrainingBatch, gradScale: Float, dropoutSeed: UInt64 = 0,
                                  into gradients: inout LoRAWeights) -> (sum: Double, count: Int) {
-        let c = config, rows = batch.rows, h = c.hiddenSize, vocab = c.vocabSize
+        let c = config, rows = batch.rows, h = c.hiddenSize
         let context = stepContext(batch.positions, dropoutSeed: lora.dropout > 0 ? dropoutSeed : nil)
         var x = embed(batch.tokens)
         var inputs: [[Float]] = [], saved: [BlockActivations] = []
@@ -71,18 +71,10 @@ public final class LoRALlama: @unchecked Sendable {
             if gradientCheckpointing { inputs.append(x) } else { saved.append(acts.dropOutput()) }
             x = acts.output
         }
-        var normed = [Float](repeating: 0, count: rows * h)
-        backend.rmsNorm(x, weight: finalNorm, &normed, rows: rows, dim: h, eps: c.rmsNormEps)
-        var logits = [Float](repeating: 0, count: rows * vocab)
-        backend.matmulTransposed(normed, lmHead, &logits, m: rows, n: vocab, k: h, accumulate: false)
-        let loss = logits.withUnsafeMutableBufferPointer { z in
-            backend.crossEntropy(logits: z.baseAddress!, targets: batch.targets, dLogits: z.baseAddress!, rows: rows,
-                                 vocab: vocab, gradScale: gradScale)
-        }
-        // logits now holds dLogits
-        backend.matmul(logits, lmHead, &normed, m: rows, n: h, k: vocab, accumulate: false)
+        var dNormed = [Float](repeating: 0, count: rows * h)
+        let loss = head(x, targets: batch.targets, gradScale: gradScale, dNormed: &dNormed)
         var dx = [Float](repeating: 0, count: rows * h)
-        backend.rmsNormBackward(normed, x: x, weight: finalNorm, dx: &dx, dWeight: nil, rows: rows, dim: h, eps: c.rmsNormEps,
+        backend.rmsNormBackward(dNormed, x: x, weight: finalNorm, dx: &dx, dWeight: nil, rows: rows, dim: h, eps: c.rmsNormEps,
                                 accumulate: false)
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             let acts = gradientCheckpointing ? forwardBlock(l, inputs[l], context: context, documents: batch.documents) : saved[l]
@@ -95,15 +87,44 @@ public final class LoRALlama: @unchecked Sendable {
     /// Forward only: summed token losses and counted targets. Evaluation (no dropout) unless a
     /// `dropoutSeed` is given, which reproduces the training forward of `lossAndGradients` with that seed.
     public func loss(_ batch: TrainingBatch, dropoutSeed: UInt64? = nil) -> (sum: Double, count: Int) {
-        let c = config, rows = batch.rows, h = c.hiddenSize
+        let c = config
         let context = stepContext(batch.positions, dropoutSeed: lora.dropout > 0 ? dropoutSeed : nil)
         var x = embed(batch.tokens)
         for l in 0..<c.layers { x = forwardBlock(l, x, context: context, documents: batch.documents).output }
-        var normed = [Float](repeating: 0, count: rows * h)
-        backend.rmsNorm(x, weight: finalNorm, &normed, rows: rows, dim: h, eps: c.rmsNormEps)
-        var logits = [Float](repeating: 0, count: rows * c.vocabSize)
-        backend.matmulTransposed(normed, lmHead, &logits, m: rows, n: c.vocabSize, k: h, accumulate: false)
-        return backend.crossEntropy(logits: logits, targets: batch.targets, dLogits: nil, rows: rows, vocab: c.vocabSize, gradScale: 0)
+        return head(x, targets: batch.targets, gradScale: 0, dNormed: nil)
+    }
+
+    /// Rows per pass through the head: logits exist for this many rows at a time (`headRows × V` floats,
+    /// 50 MB for a 49152 vocabulary), never for the whole batch.
+    static let headRows = 256
+
+    /// Final norm, lm_head and cross-entropy over `x[R, H]`, `headRows` rows at a time: returns the summed
+    /// token losses (chunks added in order, so the sum does not depend on anything but R) and, when
+    /// `dNormed[R, H]` is given, writes `d loss / d norm(x)` into it (`gradScale` as in `crossEntropy`).
+    private func head(_ x: [Float], targets: [Int32], gradScale: Float, dNormed: UnsafeMutablePointer<Float>?) -> (sum: Double, count: Int) {
+        let c = config, h = c.hiddenSize, vocab = c.vocabSize, rows = x.count / h
+        guard rows > 0 else { return (0, 0) }
+        let chunk = min(rows, Self.headRows)
+        var normed = [Float](repeating: 0, count: chunk * h), logits = [Float](repeating: 0, count: chunk * vocab)
+        var total = 0.0, count = 0
+        for r0 in stride(from: 0, to: rows, by: chunk) {
+            let n = min(chunk, rows - r0)
+            x.withUnsafeBufferPointer { xb in
+                backend.rmsNorm(xb.baseAddress! + r0 * h, weight: finalNorm, &normed, rows: n, dim: h, eps: c.rmsNormEps)
+            }
+            backend.matmulTransposed(normed, lmHead, &logits, m: n, n: vocab, k: h, accumulate: false)
+            let part = logits.withUnsafeMutableBufferPointer { z in
+                targets.withUnsafeBufferPointer { t in
+                    backend.crossEntropy(logits: z.baseAddress!, targets: t.baseAddress! + r0, dLogits: dNormed == nil ? nil : z.baseAddress!,
+                                         rows: n, vocab: vocab, gradScale: gradScale)
+                }
+            }
+            total += part.sum
+            count += part.count
+            // logits now hold dLogits: d normed = dLogits · lm_head
+            if let dNormed { backend.matmul(logits, lmHead, dNormed + r0 * h, m: n, n: h, k: vocab, accumulate: false) }
+        }
+        return (total, count)
     }
 
     private func embed(_ tokens: [Int32]) -> [Float] {

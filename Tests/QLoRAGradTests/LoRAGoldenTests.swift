@@ -4,7 +4,7 @@ import QLoRACore
 import QLoRACPU
 import QLoRAFormats
 import QLoRAModel
-import QLoRATraining
+@testable import QLoRATraining
 
 /// The whole LoRA training step against PyTorch + PEFT (Fixtures/lora, from scripts/reference/make_lora_goldens.py).
 ///
@@ -131,6 +131,21 @@ import QLoRATraining
         let final = try Self.adapters(file, like: model.adapters)
         let worstParameter = zip(model.adapters.tensors, final.tensors).map { a, b in zip(a, b).map { abs($0 - $1) }.max()! }.max()!
         #expect(worstParameter <= 2e-6, "worst final-adapter difference \(worstParameter)")
+    }
+
+    @Test func aLongBatchGoesThroughTheHeadInChunksWithTheSameResult() throws {
+        // 24 copies of the two golden sequences: 576 rows, three passes through the head (256 rows each).
+        let (model, g) = try Self.model(backend: CPUBackend(threads: 2))
+        let copies = 24
+        let long = TrainingBatch(sequences: Array(repeating: g.sequences, count: copies).flatMap { $0 },
+                                 labels: Array(repeating: g.labels, count: copies).flatMap { $0 })
+        #expect(long.rows > 2 * LoRALlama.headRows)
+        var grads = LoRAWeights.zeros(model.config, model.lora)
+        let loss = model.lossAndGradients(long, gradScale: 1 / Float(long.countedTargets), into: &grads)
+        #expect(loss.count == copies * g.counted)
+        #expect(abs(loss.sum / Double(loss.count) - g.loss) <= 1e-5 * g.loss)
+        let (worst, name) = Self.worstRelative(grads, try Self.adapters("grads.safetensors", like: grads))
+        #expect(worst <= 1e-4, "worst relative gradient error \(worst) in \(name)")
     }
 
     @Test func aBatchOfSequencesScoresLikeEachSequenceAlone() throws {
