@@ -314,6 +314,43 @@ public final class Trainer {
     }
 }
 
+extension Trainer {
+    /// Mean token loss of `model` (current adapters, no dropout) on the first `maxSequences` sequences of
+    /// `reader`, `batchSize` sequences per forward; targets follow the same rule as training.
+    public static func evaluate(_ model: LoRALlama, _ reader: TokenFile.Reader, maxSequences: Int, batchSize: Int) -> (loss: Double, tokens: Int) {
+        let data = TrainingData(reader: reader, baseOrder: nil, seed: 0)
+        let n = min(maxSequences, reader.sequenceCount)
+        var sum = 0.0, count = 0
+        var start = 0
+        while start < n {
+            var tokens: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], documents: [Int32] = []
+            for (k, seq) in (start..<min(n, start + batchSize)).enumerated() {
+                let r = data.rows(seq, documentBase: Int32(k * 1_000_000))
+                tokens += r.tokens
+                targets += r.targets
+                positions += r.positions
+                documents += r.documents
+            }
+            let batch = TrainingBatch(tokens: tokens, targets: targets, positions: positions, documents: documents)
+            if batch.countedTargets > 0 {
+                let l = model.loss(batch)
+                sum += l.sum
+                count += l.count
+            }
+            start += batchSize
+        }
+        return (count > 0 ? sum / Double(count) : .nan, count)
+    }
+
+    /// The same for the base model alone (every adapter zeroed), leaving the adapters as they were.
+    public static func evaluateBase(_ model: LoRALlama, _ reader: TokenFile.Reader, maxSequences: Int, batchSize: Int) -> (loss: Double, tokens: Int) {
+        let saved = model.adapters
+        model.adapters = LoRAWeights.zeros(model.config, model.lora)
+        defer { model.adapters = saved }
+        return evaluate(model, reader, maxSequences: maxSequences, batchSize: batchSize)
+    }
+}
+
 public struct TrainerError: Error, CustomStringConvertible, Sendable {
     public let description: String
     init(_ description: String) { self.description = description }
