@@ -31,7 +31,12 @@ private func sequences(_ file: URL) throws -> [TokenFile.Sequence] {
 @Suite struct TokenizeStageTests {
     @Test func tinyPipelineMatchesTheReferenceGolden() throws {
         try withTemporaryDirectory { dir in
-            let spec = try JobSpec.load(path: repositoryRoot.appendingPathComponent("pipelines/tiny.yaml").path)
+            var spec = try JobSpec.load(path: repositoryRoot.appendingPathComponent("pipelines/tiny.yaml").path)
+            // Only the data stages here (the CLI test and scripts/crash-test.sh run the whole pipeline).
+            spec.model = nil
+            spec.quantization = nil
+            spec.lora = nil
+            spec.training = nil
             let result = try Pipeline.run(spec: spec, options: .init(runDirectory: dir.path))
             #expect(result.succeeded, "\(result.failure ?? "")")
             let golden = try readLines(repositoryRoot.appendingPathComponent("Tests/QLoRAPipelineTests/Fixtures/tiny-tokenize-golden.jsonl"))
