@@ -132,7 +132,7 @@ import QLoRACPU
         }
     }
 
-    @Test(arguments: ["scalar", "avx2"])
+    @Test(.serialized, arguments: ["scalar", "avx2"])
     func simdDequantizeMatchesReferenceBitForBit(path: String) {
         FourBitKernels.force(path)
         defer { FourBitKernels.force(nil) }

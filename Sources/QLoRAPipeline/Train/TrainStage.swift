@@ -112,6 +112,7 @@ public struct TrainStage: Stage {
         context.progress.update(Int64(trainer.step))
         let finished = try trainer.run(identity: identity) { m in
             try metricsFile.write(Array((m.jsonLine + "\n").utf8))
+            try metricsFile.flush()  // one line per step, readable while training runs
             context.progress.update(Int64(m.step), detail: String(format: "loss %.4f, %.0f tokens/s", m.loss, m.tokensPerSecond))
         }
         try metricsFile.close()
