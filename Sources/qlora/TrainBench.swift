@@ -100,7 +100,7 @@ struct TrainBench: ParsableCommand {
         let recompute = rows.first.flatMap { $0.r["flops_recompute"] as? Double } ?? 0
 
         print("")
-        print("configuration                            tokens/s   step s  peak RSS  train peak   GFLOP/s  of ceiling")
+        print("configuration                            tokens/s   step s   peak RSS train peak    GFLOP/s of ceiling")
         for (name, r) in rows + peerRows {
             let tps = r["tokens_per_s"] as? Double ?? 0
             let stepSeconds = Double(seq * batch) / max(tps, 1e-9)
@@ -109,10 +109,11 @@ struct TrainBench: ParsableCommand {
             let gflops = f.map { $0 / stepSeconds / 1e9 }
             let peak = (r["peak_rss_bytes"] as? NSNumber)?.int64Value ?? 0
             let trainPeak = (r["train_peak_rss_bytes"] as? NSNumber)?.int64Value
-            print(name.padding(toLength: 40, withPad: " ", startingAt: 0)
-                + String(format: "%8.1f %8.2f %9@ %11@ %9@ %11@", tps, stepSeconds, formatBytes(peak),
-                         trainPeak.map(formatBytes) ?? "-", gflops.map { String(format: "%.1f", $0) } ?? "-",
-                         gflops.map { String(format: "%.0f%%", $0 / ceiling * 100) } ?? "-"))
+            let cells: [String] = [formatBytes(peak), trainPeak.map(formatBytes) ?? "-", gflops.map { String(format: "%.1f", $0) } ?? "-",
+                                   gflops.map { String(format: "%.0f%%", $0 / ceiling * 100) } ?? "-"]
+            var line = name.padding(toLength: 40, withPad: " ", startingAt: 0) + String(format: "%8.1f %8.2f", tps, stepSeconds)
+            for cell in cells { line += String(repeating: " ", count: max(1, 11 - cell.count)) + cell }
+            print(line)
         }
         for on in settings {
             let tag = "checkpointing \(on ? "on " : "off")"
