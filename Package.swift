@@ -40,7 +40,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "qlora", dependencies: [
-            "QLoRAPipeline", "QLoRAFormats", "QLoRACore", "QLoRATokenizer", "QLoRAModel", "QLoRACPU",
+            "QLoRAPipeline", "QLoRAFormats", "QLoRACore", "QLoRATokenizer", "QLoRAModel", "QLoRACPU", "QLoRATraining",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
