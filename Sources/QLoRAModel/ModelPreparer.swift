@@ -256,14 +256,18 @@ public enum ModelPreparer {
     }
 }
 
-/// Process resource figures for reports.
+/// Process resource figures for reports (Linux `/proc/self/status`; 0 where unavailable).
 public enum ResourceUsage {
-    /// Peak resident set size of this process so far (VmHWM), in bytes; 0 where unavailable.
-    public static var peakRSSBytes: Int {
+    /// Peak resident set size of this process so far (VmHWM), in bytes.
+    public static var peakRSSBytes: Int { statusKilobytes("VmHWM:") * 1024 }
+
+    /// Current resident set size (VmRSS), in bytes.
+    public static var currentRSSBytes: Int { statusKilobytes("VmRSS:") * 1024 }
+
+    static func statusKilobytes(_ key: String) -> Int {
         guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
-            return kb * 1024
+        for line in text.split(separator: "\n") where line.hasPrefix(key) {
+            return line.split(separator: " ").compactMap { Int($0) }.first ?? 0
         }
         return 0
     }

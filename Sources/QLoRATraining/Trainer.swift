@@ -1,6 +1,7 @@
 import Foundation
 import QLoRACore
 import QLoRAFormats
+import QLoRAModel
 import Synchronization
 
 /// What the trainer needs besides the model.
@@ -62,6 +63,19 @@ public struct TrainingData: @unchecked Sendable {
             }
         }
         return order
+    }
+
+    /// Sequences laid end to end as one micro-batch (document ids kept distinct across sequences).
+    public func batch(_ sequences: [Int]) -> TrainingBatch {
+        var tokens: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], documents: [Int32] = []
+        for (k, seq) in sequences.enumerated() {
+            let r = rows(seq, documentBase: Int32(k * 1_000_000))
+            tokens += r.tokens
+            targets += r.targets
+            positions += r.positions
+            documents += r.documents
+        }
+        return TrainingBatch(tokens: tokens, targets: targets, positions: positions, documents: documents)
     }
 
     /// One sequence as model rows: tokens, next-token targets (a target counts when the tokenize stage marked
@@ -274,17 +288,7 @@ public final class Trainer {
             }
             let started = DispatchTime.now().uptimeNanoseconds
             var batches: [TrainingBatch] = []
-            for _ in 0..<options.gradientAccumulation {
-                var tokens: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], documents: [Int32] = []
-                for (k, seq) in nextSequences(options.batchSize).enumerated() {
-                    let r = data.rows(seq, documentBase: Int32(k * 1_000_000))
-                    tokens += r.tokens
-                    targets += r.targets
-                    positions += r.positions
-                    documents += r.documents
-                }
-                batches.append(TrainingBatch(tokens: tokens, targets: targets, positions: positions, documents: documents))
-            }
+            for _ in 0..<options.gradientAccumulation { batches.append(data.batch(nextSequences(options.batchSize))) }
             let counted = batches.reduce(0) { $0 + $1.countedTargets }
             var gradients = LoRAWeights.zeros(model.config, model.lora)
             var lossSum = 0.0
@@ -305,7 +309,7 @@ public final class Trainer {
             let tokens = batches.reduce(0) { $0 + $1.rows }
             let m = StepMetrics(step: step, loss: counted > 0 ? lossSum / Double(counted) : 0, learningRate: lr, gradNorm: norm,
                                 tokens: tokens, tokensPerSecond: Double(tokens) / max(seconds, 1e-9),
-                                rssBytes: ResourceFigures.currentRSSBytes)
+                                rssBytes: ResourceUsage.currentRSSBytes)
             metrics.append(m)
             try onStep(m)
             if step % options.saveEvery == 0 || step == options.maxSteps { try save(identity: identity) }
@@ -323,15 +327,7 @@ extension Trainer {
         var sum = 0.0, count = 0
         var start = 0
         while start < n {
-            var tokens: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], documents: [Int32] = []
-            for (k, seq) in (start..<min(n, start + batchSize)).enumerated() {
-                let r = data.rows(seq, documentBase: Int32(k * 1_000_000))
-                tokens += r.tokens
-                targets += r.targets
-                positions += r.positions
-                documents += r.documents
-            }
-            let batch = TrainingBatch(tokens: tokens, targets: targets, positions: positions, documents: documents)
+            let batch = data.batch(Array(start..<min(n, start + batchSize)))
             if batch.countedTargets > 0 {
                 let l = model.loss(batch)
                 sum += l.sum
@@ -354,15 +350,4 @@ extension Trainer {
 public struct TrainerError: Error, CustomStringConvertible, Sendable {
     public let description: String
     init(_ description: String) { self.description = description }
-}
-
-enum ResourceFigures {
-    /// Current resident set size (VmRSS), in bytes.
-    static var currentRSSBytes: Int {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
-        }
-        return 0
-    }
 }

@@ -212,7 +212,7 @@ struct TrainBench: ParsableCommand {
         let data = TrainingBatch(sequences: sequences, labels: sequences)
         let counted = data.countedTargets
         let setupSeconds = Date().timeIntervalSince(t0)
-        let rssAfterSetup = Self.statusBytes("VmRSS:")
+        let rssAfterSetup = ResourceUsage.currentRSSBytes
         let peakAfterSetup = ResourceUsage.peakRSSBytes
         // Reset VmHWM to the current RSS, so that it measures the training steps alone from here on.
         let resetHWM = (try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)) != nil
@@ -264,17 +264,6 @@ struct TrainBench: ParsableCommand {
         let head = 2 * h * Double(c.vocabSize) * tokens
         let blocksBackward = layers * ((2 * p + 4 * pr) * tokens + 2 * attentionForward)
         return (blocksForward + head, blocksBackward + head, blocksForward)
-    }
-}
-
-extension TrainBench {
-    /// A `/proc/self/status` figure in bytes (`VmRSS:`, `VmHWM:`); 0 where unavailable.
-    static func statusBytes(_ key: String) -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in text.split(separator: "\n") where line.hasPrefix(key) {
-            return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
-        }
-        return 0
     }
 }
 
