@@ -6,7 +6,8 @@
 #  3. two concurrent runs on one run directory: the second fails naming the holder, the first completes;
 #  4. (with the SmolLM2 GGUF present) kill -9 during training of pipelines/tiny.yaml at several points, run
 #     again: it resumes from the newest checkpoint and ends with a byte-identical adapter and the same loss
-#     sequence as an uninterrupted run; a corrupted newest checkpoint is skipped, and the log says so.
+#     sequence as an uninterrupted run; SIGINT saves a checkpoint and stops; a corrupted newest checkpoint
+#     is skipped, and the log says so.
 # Usage: scripts/crash-test.sh [path/to/qlora]
 set -euo pipefail
 QLORA=$(realpath "${1:-.build/release/qlora}")
@@ -99,6 +100,20 @@ if [ -f "$ROOT/models/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
       bad "training killed after checkpoint $after: resume differs ($(grep -h "resumed\|unusable" "$run.2.log" | head -2))"
     fi
   done
+  # SIGINT: a graceful stop that saves a checkpoint, exits 1 naming the step, and resumes to the same result.
+  run="$WORK/t-sigint"
+  "$QLORA" run "$ROOT/pipelines/tiny.yaml" --run-dir "$run" --ci > "$run.1.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 1200); do [ -d "$run/train.checkpoints/step-00000001" ] && break; sleep 0.05; done
+  kill -INT "$pid" 2>/dev/null || true
+  set +e; wait "$pid"; status=$?; set -e
+  "$QLORA" run "$ROOT/pipelines/tiny.yaml" --run-dir "$run" --ci > "$run.2.log" 2>&1
+  if [ "$status" -eq 1 ] && grep -q "interrupted at step" "$run.1.log" && grep -q "resumed from step-" "$run.2.log" \
+     && [ "$(sha256sum < "$run/train/adapter_model.safetensors")" = "$ref_adapter" ]; then
+    ok "SIGINT saved a checkpoint and exited 1; the next run resumed to a byte-identical adapter"
+  else
+    bad "SIGINT: exit $status, $(grep -h "interrupted\|resumed" "$run.1.log" "$run.2.log" | head -2)"
+  fi
   # A corrupt newest checkpoint: skipped with a message, the previous one used, same result.
   run="$WORK/t-corrupt"
   "$QLORA" run "$ROOT/pipelines/tiny.yaml" --run-dir "$run" --ci > "$run.1.log" 2>&1 &

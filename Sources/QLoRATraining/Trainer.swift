@@ -164,6 +164,12 @@ public final class Trainer {
         signal(SIGTERM) { _ in Trainer.stopRequested.store(true, ordering: .relaxed) }
     }
 
+    /// Puts the default SIGINT/SIGTERM behaviour back (once training is over, an interrupt ends the process).
+    public static func restoreSignalHandlers() {
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+    }
+
     // MARK: checkpoints
 
     /// Restores the newest valid checkpoint whose identity matches; returns what happened, for the log.

@@ -110,12 +110,14 @@ public struct TrainStage: Stage {
         context.progress.start("training \(lora.targets.count) projections × \(base.config.layers) layers, rank \(lora.rank)",
                                total: Int64(maxSteps), unit: .items)
         context.progress.update(Int64(trainer.step))
+        defer { Trainer.restoreSignalHandlers() }
         let finished = try trainer.run(identity: identity) { m in
             try metricsFile.write(Array((m.jsonLine + "\n").utf8))
             try metricsFile.flush()  // one line per step, readable while training runs
             context.progress.update(Int64(m.step), detail: String(format: "loss %.4f, %.0f tokens/s", m.loss, m.tokensPerSecond))
         }
         try metricsFile.close()
+        Trainer.restoreSignalHandlers()
         guard finished else {
             throw StageFailure("interrupted at step \(trainer.step) of \(maxSteps); a checkpoint was saved in \(stateDir.path): run again to resume")
         }
