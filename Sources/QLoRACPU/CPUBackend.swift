@@ -1,16 +1,25 @@
 import COpenBLAS
 import Foundation
 import QLoRACore
+import Synchronization
 
 /// The fast CPU backend: GEMMs through OpenBLAS sgemm/sgemv (threaded by OpenBLAS), attention as two
 /// GEMMs per head, the other ops as vectorizable loops.
 public struct CPUBackend: Backend {
     public let threads: Int
 
+    /// OpenBLAS's thread count is one process-wide setting: the first backend created sets it, later ones
+    /// leave it alone. Changing it while another thread is inside sgemm (two backends in one process, e.g.
+    /// concurrent tests) changed results in the last bits, which breaks bit-exact resume. `threads` still
+    /// sets this backend's own parallel splits.
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
         self.threads = max(1, threads)
-        openblas_set_num_threads(Int32(self.threads))
+        if CPUBackend.openBLASConfigured.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+            openblas_set_num_threads(Int32(self.threads))
+        }
     }
+
+    private static let openBLASConfigured = Atomic<Bool>(false)
 
     public func matmulTransposed(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
                                  m: Int, n: Int, k: Int, accumulate: Bool) {
