@@ -23,41 +23,38 @@ public struct CPUBackend: Backend {
 
     public func matmulTransposed(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
                                  m: Int, n: Int, k: Int, accumulate: Bool) {
-        guard m > 0, n > 0 else { return }
-        if k == 0 {
-            if !accumulate { c.update(repeating: 0, count: m * n) }
-            return
-        }
-        if m == 1 {
+        if m == 1, n > 0, k > 0 {
             // One row (decoding): sgemv reads the weight once, where sgemm would first pack (copy) all of it.
             cblas_sgemv(Int32(QLoRACBLASRowMajor.rawValue), Int32(QLoRACBLASNoTrans.rawValue), Int32(n), Int32(k), 1, b, Int32(k),
                         a, 1, accumulate ? 1 : 0, c, 1)
             return
         }
-        cblas_sgemm(Int32(QLoRACBLASRowMajor.rawValue), Int32(QLoRACBLASNoTrans.rawValue), Int32(QLoRACBLASTrans.rawValue),
-                    Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(k), accumulate ? 1 : 0, c, Int32(n))
+        gemm(transA: false, transB: true, a, b, c, m: m, n: n, k: k, accumulate: accumulate)
     }
 
     public func matmul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
                        m: Int, n: Int, k: Int, accumulate: Bool) {
-        guard m > 0, n > 0 else { return }
-        if k == 0 {
-            if !accumulate { c.update(repeating: 0, count: m * n) }
-            return
-        }
-        cblas_sgemm(Int32(QLoRACBLASRowMajor.rawValue), Int32(QLoRACBLASNoTrans.rawValue), Int32(QLoRACBLASNoTrans.rawValue),
-                    Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), accumulate ? 1 : 0, c, Int32(n))
+        gemm(transA: false, transB: false, a, b, c, m: m, n: n, k: k, accumulate: accumulate)
     }
 
     public func matmulTransposedA(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
                                   m: Int, n: Int, k: Int, accumulate: Bool) {
+        gemm(transA: true, transB: false, a, b, c, m: m, n: n, k: k, accumulate: accumulate)
+    }
+
+    /// Row-major `c[m, n] (+)= op(a) · op(b)` through cblas_sgemm, with the empty cases handled
+    /// (`k == 0` is a zero product).
+    private func gemm(transA: Bool, transB: Bool, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                      _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, accumulate: Bool) {
         guard m > 0, n > 0 else { return }
         if k == 0 {
             if !accumulate { c.update(repeating: 0, count: m * n) }
             return
         }
-        cblas_sgemm(Int32(QLoRACBLASRowMajor.rawValue), Int32(QLoRACBLASTrans.rawValue), Int32(QLoRACBLASNoTrans.rawValue),
-                    Int32(m), Int32(n), Int32(k), 1, a, Int32(m), b, Int32(n), accumulate ? 1 : 0, c, Int32(n))
+        let noTrans = Int32(QLoRACBLASNoTrans.rawValue), trans = Int32(QLoRACBLASTrans.rawValue)
+        cblas_sgemm(Int32(QLoRACBLASRowMajor.rawValue), transA ? trans : noTrans, transB ? trans : noTrans,
+                    Int32(m), Int32(n), Int32(k), 1, a, Int32(transA ? m : k), b, Int32(transB ? k : n),
+                    accumulate ? 1 : 0, c, Int32(n))
     }
 
     public func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
