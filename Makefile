@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 SWIFT_FLAGS := -c release -Xswiftc -enable-testing
 QLORA := .build/release/qlora
-APT_PACKAGES := zlib1g-dev libopenblas-dev python3 python3-yaml
+APT_PACKAGES := zlib1g-dev libopenblas-dev libarchive-dev python3 python3-yaml
 
 .PHONY: setup deps data build run test crash-test bench clean
 
