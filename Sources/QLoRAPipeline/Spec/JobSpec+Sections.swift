@@ -162,6 +162,9 @@ extension QuantizationSection {
 
 public struct LoRASection: Codable, Sendable, Equatable {
     public static let allTargetModules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    /// What a spec without a `lora` section trains: rank 16, alpha 32, dropout 0.05 on all seven projections.
+    public static let defaults = LoRASection(loraRank: 16, loraAlpha: 32, loraDropout: 0.05, targetModules: allTargetModules,
+                                             useRslora: false)
 
     public var loraRank: Int
     public var loraAlpha: Double
@@ -206,6 +209,9 @@ public struct TrainingSection: Codable, Sendable, Equatable {
     public var adamBeta2: Double
     public var adamEpsilon: Double
     public var optimizer: OptimizerKind
+    /// `paged_adamw_32bit` only: at most this many MB of optimizer state resident; the rest stays in the
+    /// file-backed pager (evicted least recently used first). Absent: no limit (the OS pages under pressure).
+    public var pagedOptimizerBudgetMB: Int?
     public var gradientCheckpointing: Bool
     public var saveEvery: Int
     public var keepCheckpoints: Int
@@ -215,7 +221,8 @@ public struct TrainingSection: Codable, Sendable, Equatable {
         case maxSteps = "max_steps", epochs, batchSize = "batch_size"
         case gradientAccumulationSteps = "gradient_accumulation_steps", maxGradNorm = "max_grad_norm"
         case weightDecay = "weight_decay", adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2"
-        case adamEpsilon = "adam_epsilon", optimizer, gradientCheckpointing = "gradient_checkpointing"
+        case adamEpsilon = "adam_epsilon", optimizer, pagedOptimizerBudgetMB = "paged_optimizer_budget_mb"
+        case gradientCheckpointing = "gradient_checkpointing"
         case saveEvery = "save_every", keepCheckpoints = "keep_checkpoints"
     }
 }
@@ -236,6 +243,7 @@ extension TrainingSection {
         adamBeta2 = try c.decodeIfPresent(Double.self, forKey: .adamBeta2) ?? 0.999
         adamEpsilon = try c.decodeIfPresent(Double.self, forKey: .adamEpsilon) ?? 1e-8
         optimizer = try c.decodeIfPresent(OptimizerKind.self, forKey: .optimizer) ?? .pagedAdamW32bit
+        pagedOptimizerBudgetMB = try c.decodeIfPresent(Int.self, forKey: .pagedOptimizerBudgetMB)
         gradientCheckpointing = try c.decodeIfPresent(Bool.self, forKey: .gradientCheckpointing) ?? true
         saveEvery = try c.decodeIfPresent(Int.self, forKey: .saveEvery) ?? 50
         keepCheckpoints = try c.decodeIfPresent(Int.self, forKey: .keepCheckpoints) ?? 2

@@ -148,6 +148,11 @@ private struct Checks {
         check(t.adamEpsilon > 0, p + "adam_epsilon", "must be > 0, got \(t.adamEpsilon)")
         check(t.saveEvery >= 1, p + "save_every", "must be >= 1, got \(t.saveEvery)")
         check(t.keepCheckpoints >= 1, p + "keep_checkpoints", "must be >= 1, got \(t.keepCheckpoints)")
+        if let budget = t.pagedOptimizerBudgetMB {
+            check(budget >= 1, p + "paged_optimizer_budget_mb", "must be >= 1, got \(budget)")
+            check(t.optimizer == .pagedAdamW32bit, p + "paged_optimizer_budget_mb",
+                  "applies only to optimizer paged_adamw_32bit (the optimizer is \(t.optimizer.rawValue))")
+        }
     }
 
     /// Sections must form a prefix-closed graph (training needs data and a model), and every stage they

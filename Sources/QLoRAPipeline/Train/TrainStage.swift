@@ -40,8 +40,7 @@ public struct TrainStage: Stage {
         guard let tokenize = context.upstream[.tokenize], let prepare = context.upstream[.prepare] else {
             throw StageFailure("the train stage needs the tokenize and prepare stages")
         }
-        let loraSection = spec.lora ?? LoRASection(loraRank: 16, loraAlpha: 32, loraDropout: 0.05,
-                                                   targetModules: LoRASection.allTargetModules, useRslora: false)
+        let loraSection = spec.lora ?? .defaults
         guard let t = spec.training else { throw StageFailure("the spec has no `training` section") }
         if t.optimizer == .adamW8bit { throw StageFailure("training.optimizer adamw_8bit is not implemented yet; use paged_adamw_32bit or adamw_32bit") }
         let targets = loraSection.targetModules.compactMap { Projection(rawValue: $0) }
@@ -97,6 +96,7 @@ public struct TrainStage: Stage {
             adam: AdamW.Parameters(learningRate: t.learningRate, beta1: t.adamBeta1, beta2: t.adamBeta2, epsilon: t.adamEpsilon,
                                    weightDecay: t.weightDecay),
             pagedStatePath: t.optimizer == .pagedAdamW32bit ? context.output.appendingPathComponent(".optimizer.pages").path : nil,
+            pagedBudgetBytes: t.pagedOptimizerBudgetMB.map { $0 << 20 },
             saveEvery: t.saveEvery, seed: seed)
         let trainer = try Trainer(model: model, data: data, options: options,
                                   checkpoints: CheckpointStore(directory: stateDir, keep: t.keepCheckpoints))
@@ -163,9 +163,15 @@ public struct TrainStage: Stage {
         var metrics: [String: Double] = ["steps": Double(trainer.step), "first_loss": first, "final_loss": last,
                                          "tokens_per_s_median": median, "trainable_parameters": Double(model.adapters.parameterCount)]
         metrics.merge(evalMetrics) { a, _ in a }
-        return StageReport(metrics: metrics,
-                           notes: [String(format: "%ld steps, loss %.4f → %.4f, median %.0f tokens/s, %ld trainable parameters",
-                                          trainer.step, first, last, median, model.adapters.parameterCount)] + evalNotes)
+        var notes = [String(format: "%ld steps, loss %.4f → %.4f, median %.0f tokens/s, %ld trainable parameters",
+                            trainer.step, first, last, median, model.adapters.parameterCount)] + evalNotes
+        if let budget = t.pagedOptimizerBudgetMB {
+            let stateMB = Double(2 * 4 * model.adapters.parameterCount) / 1_048_576
+            metrics["optimizer_page_evictions"] = Double(trainer.optimizer.pageEvictions)
+            notes.append(String(format: "paged optimizer: %.1f MB of state under a %ld MB budget, %ld evictions", stateMB, budget,
+                                trainer.optimizer.pageEvictions))
+        }
+        return StageReport(metrics: metrics, notes: notes)
     }
 
     /// What a checkpoint must match to be resumed: this stage's configuration and its upstream outputs.
