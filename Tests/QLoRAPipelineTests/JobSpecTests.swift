@@ -78,6 +78,9 @@ import Testing
         ("lora:\n  lora_rank: 0\n", "lora.lora_rank", "must be in 1...1024, got 0"),
         ("quantization:\n  blocksize: 100\n", "quantization.blocksize", "must be a power of two in 32...4096, got 100"),
         ("training:\n  learning_rate: 0\n", "training.learning_rate", "must be in (0, 1], got 0.0"),
+        ("training:\n  paged_optimizer_budget_mb: 0\n", "training.paged_optimizer_budget_mb", "must be >= 1, got 0"),
+        ("training:\n  paged_optimizer_budget_mb: 8\n  optimizer: adamw_32bit\n", "training.paged_optimizer_budget_mb",
+         "applies only to optimizer paged_adamw_32bit (the optimizer is adamw_32bit)"),
         ("dataset:\n  eval_fraction: 1\n  files: []\n", "dataset.eval_fraction", "must be in [0, 1), got 1.0"),
         ("dataset:\n  max_rejected_fraction: 2\n  files: []\n", "dataset.max_rejected_fraction", "must be in [0, 1], got 2.0"),
     ])
