@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "CQLoRAKernels"),
         .target(name: "QLoRACPU", dependencies: ["QLoRACore", "COpenBLAS", "CQLoRAKernels"]),
         .target(name: "QLoRAModel", dependencies: ["QLoRACore", "QLoRACPU", "QLoRAFormats", "QLoRATokenizer"]),
-        .target(name: "QLoRATraining", dependencies: ["QLoRAModel", "QLoRACore", "QLoRACPU", "QLoRAFormats"]),
+        .target(name: "QLoRATraining", dependencies: ["QLoRAModel", "QLoRACore", "QLoRACPU", "QLoRAFormats", "CQLoRAKernels"]),
         .target(name: "QLoRAFormats", dependencies: [
             "QLoRACore", "CZlib",
             .product(name: "Crypto", package: "swift-crypto"),

@@ -32,7 +32,9 @@ extension LoRALlama {
         var z: [Projection: [Float]] = [:]
 
         var xn1 = [Float](repeating: 0, count: rows * h)
-        b.rmsNorm(input, weight: block.attnNorm, &xn1, rows: rows, dim: h, eps: c.rmsNormEps)
+        timed(.elementwiseForward) {
+            b.rmsNorm(input, weight: block.attnNorm, &xn1, rows: rows, dim: h, eps: c.rmsNormEps)
+        }
         var q = [Float](repeating: 0, count: rows * qWidth)
         var k = [Float](repeating: 0, count: rows * kvWidth), v = k
         linear(.q, l, xn1, context, rows: rows, into: &q, accumulate: false, z: &z)
@@ -47,21 +49,29 @@ extension LoRALlama {
                 }
             }
         }
-        b.rope(&q, rows: rows, heads: c.heads, headDim: c.headDim, cos: context.cos, sin: context.sin)
-        b.rope(&k, rows: rows, heads: c.kvHeads, headDim: c.headDim, cos: context.cos, sin: context.sin)
+        timed(.elementwiseForward) {
+            b.rope(&q, rows: rows, heads: c.heads, headDim: c.headDim, cos: context.cos, sin: context.sin)
+            b.rope(&k, rows: rows, heads: c.kvHeads, headDim: c.headDim, cos: context.cos, sin: context.sin)
+        }
         var attn = [Float](repeating: 0, count: rows * qWidth)
         var lse = [Float](repeating: 0, count: rows * c.heads)
-        b.attentionTraining(q: q, k: k, v: v, out: &attn, logsumexp: &lse, documents: documents, rows: rows, heads: c.heads,
-                            kvHeads: c.kvHeads, headDim: c.headDim, scale: attentionScale)
+        timed(.attentionForward) {
+            b.attentionTraining(q: q, k: k, v: v, out: &attn, logsumexp: &lse, documents: documents, rows: rows, heads: c.heads,
+                                kvHeads: c.kvHeads, headDim: c.headDim, scale: attentionScale)
+        }
         var h1 = input
         linear(.o, l, attn, context, rows: rows, into: &h1, accumulate: true, z: &z)
 
         var xn2 = [Float](repeating: 0, count: rows * h)
-        b.rmsNorm(h1, weight: block.ffnNorm, &xn2, rows: rows, dim: h, eps: c.rmsNormEps)
+        timed(.elementwiseForward) {
+            b.rmsNorm(h1, weight: block.ffnNorm, &xn2, rows: rows, dim: h, eps: c.rmsNormEps)
+        }
         var gate = [Float](repeating: 0, count: rows * f), up = gate, act = gate
         linear(.gate, l, xn2, context, rows: rows, into: &gate, accumulate: false, z: &z)
         linear(.up, l, xn2, context, rows: rows, into: &up, accumulate: false, z: &z)
-        b.swiglu(gate: gate, up: up, &act, count: rows * f)
+        timed(.elementwiseForward) {
+            b.swiglu(gate: gate, up: up, &act, count: rows * f)
+        }
         var output = h1
         linear(.down, l, act, context, rows: rows, into: &output, accumulate: true, z: &z)
         return BlockActivations(input: input, xn1: xn1, q: q, k: k, v: v, attn: attn, lse: lse, h1: h1, xn2: xn2,
@@ -79,33 +89,43 @@ extension LoRALlama {
         var dAct = [Float](repeating: 0, count: rows * f)
         linearBackward(.down, l, context, x: a.act, dy: dOutput, rows: rows, dx: &dAct, accumulate: false, z: a.z, gradients: &gradients)
         var dUp = [Float](repeating: 0, count: rows * f)
-        dAct.withUnsafeMutableBufferPointer { d in
-            b.swigluBackward(d.baseAddress!, gate: a.gate, up: a.up, dGate: d.baseAddress!, dUp: &dUp, count: rows * f)
+        timed(.elementwiseBackward) {
+            dAct.withUnsafeMutableBufferPointer { d in
+                b.swigluBackward(d.baseAddress!, gate: a.gate, up: a.up, dGate: d.baseAddress!, dUp: &dUp, count: rows * f)
+            }
         }
         var dXn2 = [Float](repeating: 0, count: rows * h)
         linearBackward(.gate, l, context, x: a.xn2, dy: dAct, rows: rows, dx: &dXn2, accumulate: false, z: a.z, gradients: &gradients)
         linearBackward(.up, l, context, x: a.xn2, dy: dUp, rows: rows, dx: &dXn2, accumulate: true, z: a.z, gradients: &gradients)
         var dH1 = dOutput
-        b.rmsNormBackward(dXn2, x: a.h1, weight: block.ffnNorm, dx: &dH1, dWeight: nil, rows: rows, dim: h, eps: c.rmsNormEps,
-                          accumulate: true)
+        timed(.elementwiseBackward) {
+            b.rmsNormBackward(dXn2, x: a.h1, weight: block.ffnNorm, dx: &dH1, dWeight: nil, rows: rows, dim: h, eps: c.rmsNormEps,
+                              accumulate: true)
+        }
 
         // Attention: h1 = input + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1))), xn1 = norm(input)
         var dAttn = [Float](repeating: 0, count: rows * qWidth)
         linearBackward(.o, l, context, x: a.attn, dy: dH1, rows: rows, dx: &dAttn, accumulate: false, z: a.z, gradients: &gradients)
         var dq = [Float](repeating: 0, count: rows * qWidth)
         var dk = [Float](repeating: 0, count: rows * kvWidth), dv = dk
-        b.attentionBackward(dOut: dAttn, q: a.q, k: a.k, v: a.v, out: a.attn, logsumexp: a.lse, dq: &dq, dk: &dk, dv: &dv,
-                            documents: documents, rows: rows, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim,
-                            scale: attentionScale)
-        b.ropeBackward(&dq, rows: rows, heads: c.heads, headDim: c.headDim, cos: context.cos, sin: context.sin)
-        b.ropeBackward(&dk, rows: rows, heads: c.kvHeads, headDim: c.headDim, cos: context.cos, sin: context.sin)
+        timed(.attentionBackward) {
+            b.attentionBackward(dOut: dAttn, q: a.q, k: a.k, v: a.v, out: a.attn, logsumexp: a.lse, dq: &dq, dk: &dk, dv: &dv,
+                                documents: documents, rows: rows, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim,
+                                scale: attentionScale)
+        }
+        timed(.elementwiseBackward) {
+            b.ropeBackward(&dq, rows: rows, heads: c.heads, headDim: c.headDim, cos: context.cos, sin: context.sin)
+            b.ropeBackward(&dk, rows: rows, heads: c.kvHeads, headDim: c.headDim, cos: context.cos, sin: context.sin)
+        }
         var dXn1 = [Float](repeating: 0, count: rows * h)
         linearBackward(.q, l, context, x: a.xn1, dy: dq, rows: rows, dx: &dXn1, accumulate: false, z: a.z, gradients: &gradients)
         linearBackward(.k, l, context, x: a.xn1, dy: dk, rows: rows, dx: &dXn1, accumulate: true, z: a.z, gradients: &gradients)
         linearBackward(.v, l, context, x: a.xn1, dy: dv, rows: rows, dx: &dXn1, accumulate: true, z: a.z, gradients: &gradients)
         var dInput = dH1
-        b.rmsNormBackward(dXn1, x: a.input, weight: block.attnNorm, dx: &dInput, dWeight: nil, rows: rows, dim: h,
-                          eps: c.rmsNormEps, accumulate: true)
+        timed(.elementwiseBackward) {
+            b.rmsNormBackward(dXn1, x: a.input, weight: block.attnNorm, dx: &dInput, dWeight: nil, rows: rows, dim: h,
+                              eps: c.rmsNormEps, accumulate: true)
+        }
         return dInput
     }
 
@@ -121,19 +141,22 @@ extension LoRALlama {
     private func linear(_ p: Projection, _ l: Int, _ x: [Float], _ context: StepContext, rows: Int, into y: inout [Float],
                         accumulate: Bool, z: inout [Projection: [Float]]) {
         let (out, inFeatures) = p.shape(config)
-        blocks[l].linears[p.index].forward(x, rows: rows, out: out, in: inFeatures, into: &y, accumulate: accumulate, backend: backend)
+        timed(.baseForward) {
+            blocks[l].linears[p.index].forward(x, rows: rows, out: out, in: inFeatures, into: &y, accumulate: accumulate, backend: backend)
+        }
         guard let ad = adapters.layers[l][p] else { return }
         var za = [Float](repeating: 0, count: rows * ad.rank)
         if let drop = dropout(p, l, context) {
-            var xd = x
-            drop.apply(&xd)
-            backend.matmulTransposed(xd, ad.a, &za, m: rows, n: ad.rank, k: inFeatures, accumulate: false)
+            let xd = timed(.dropout) { drop.applied(to: x) }
+            timed(.loraForward) { backend.matmulTransposed(xd, ad.a, &za, m: rows, n: ad.rank, k: inFeatures, accumulate: false) }
         } else {
-            backend.matmulTransposed(x, ad.a, &za, m: rows, n: ad.rank, k: inFeatures, accumulate: false)
+            timed(.loraForward) { backend.matmulTransposed(x, ad.a, &za, m: rows, n: ad.rank, k: inFeatures, accumulate: false) }
         }
-        let s = lora.scaling
-        for i in za.indices { za[i] *= s }
-        backend.matmulTransposed(za, ad.b, &y, m: rows, n: out, k: ad.rank, accumulate: true)
+        timed(.loraForward) {
+            let s = lora.scaling
+            for i in za.indices { za[i] *= s }
+            backend.matmulTransposed(za, ad.b, &y, m: rows, n: out, k: ad.rank, accumulate: true)
+        }
         z[p] = za
     }
 
@@ -142,28 +165,35 @@ extension LoRALlama {
     private func linearBackward(_ p: Projection, _ l: Int, _ context: StepContext, x: [Float], dy: [Float], rows: Int,
                                 dx: inout [Float], accumulate: Bool, z: [Projection: [Float]], gradients: inout LoRAWeights) {
         let (out, inFeatures) = p.shape(config)
-        blocks[l].linears[p.index].backwardInput(dy, rows: rows, out: out, in: inFeatures, into: &dx, accumulate: accumulate,
-                                                 backend: backend)
+        timed(.baseBackward) {
+            blocks[l].linears[p.index].backwardInput(dy, rows: rows, out: out, in: inFeatures, into: &dx, accumulate: accumulate,
+                                                     backend: backend)
+        }
         guard let ad = adapters.layers[l][p], let za = z[p] else { return }
         let r = ad.rank
         precondition(gradients.layers[l][p] != nil, "no gradient slot for layer \(l) \(p.rawValue)")
-        backend.matmulTransposedA(dy, za, &gradients.layers[l][p]!.b, m: out, n: r, k: rows, accumulate: true)
         var dz = [Float](repeating: 0, count: rows * r)
-        backend.matmul(dy, ad.b, &dz, m: rows, n: r, k: out, accumulate: false)
-        let s = lora.scaling
-        for i in dz.indices { dz[i] *= s }
+        timed(.loraBackward) {
+            backend.matmulTransposedA(dy, za, &gradients.layers[l][p]!.b, m: out, n: r, k: rows, accumulate: true)
+            backend.matmul(dy, ad.b, &dz, m: rows, n: r, k: out, accumulate: false)
+            let s = lora.scaling
+            for i in dz.indices { dz[i] *= s }
+        }
         guard let drop = dropout(p, l, context) else {
-            backend.matmulTransposedA(dz, x, &gradients.layers[l][p]!.a, m: r, n: inFeatures, k: rows, accumulate: true)
-            backend.matmul(dz, ad.a, &dx, m: rows, n: inFeatures, k: r, accumulate: true)
+            timed(.loraBackward) {
+                backend.matmulTransposedA(dz, x, &gradients.layers[l][p]!.a, m: r, n: inFeatures, k: rows, accumulate: true)
+                backend.matmul(dz, ad.a, &dx, m: rows, n: inFeatures, k: r, accumulate: true)
+            }
             return
         }
-        var xd = x
-        drop.apply(&xd)
-        backend.matmulTransposedA(dz, xd, &gradients.layers[l][p]!.a, m: r, n: inFeatures, k: rows, accumulate: true)
+        let xd = timed(.dropout) { drop.applied(to: x) }
         var dxd = [Float](repeating: 0, count: rows * inFeatures)
-        backend.matmul(dz, ad.a, &dxd, m: rows, n: inFeatures, k: r, accumulate: false)
-        drop.apply(&dxd)
-        backend.add(&dx, dxd, count: dxd.count)
+        timed(.loraBackward) {
+            backend.matmulTransposedA(dz, xd, &gradients.layers[l][p]!.a, m: r, n: inFeatures, k: rows, accumulate: true)
+            backend.matmul(dz, ad.a, &dxd, m: rows, n: inFeatures, k: r, accumulate: false)
+        }
+        timed(.dropout) { drop.apply(&dxd) }
+        timed(.loraBackward) { backend.add(&dx, dxd, count: dxd.count) }
     }
 }
 

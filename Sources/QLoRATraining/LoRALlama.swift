@@ -20,6 +20,8 @@ public final class LoRALlama: @unchecked Sendable {
     /// Keep only each block's input during the forward and recompute the block in backward (QLoRA's
     /// default): activation memory O(layers·R·H) instead of O(layers·R·(H+F+attention)).
     public var gradientCheckpointing: Bool
+    /// When set, every op's wall time is added to its part (see `StepProfile`).
+    public var profile: StepProfile?
 
     let embedding: [Float]
     let lmHead: [Float]
@@ -55,6 +57,12 @@ public final class LoRALlama: @unchecked Sendable {
 
     // MARK: Whole model
 
+    @inline(__always)
+    func timed<T>(_ part: StepProfile.Part, _ body: () throws -> T) rethrows -> T {
+        guard let profile else { return try body() }
+        return try profile.measure(part, body)
+    }
+
     /// Forward and backward of one micro-batch: returns the summed token losses and the number of counted
     /// targets, and ADDS `gradScale · d(Σ losses)/d(A, B)` into `gradients` (pass `gradScale = 1/N` with N
     /// the counted targets of the whole accumulated batch, so the result is the gradient of the mean).
@@ -64,7 +72,7 @@ public final class LoRALlama: @unchecked Sendable {
                                  into gradients: inout LoRAWeights) -> (sum: Double, count: Int) {
         let c = config, rows = batch.rows, h = c.hiddenSize
         let context = stepContext(batch.positions, dropoutSeed: lora.dropout > 0 ? dropoutSeed : nil)
-        var x = embed(batch.tokens)
+        var x = timed(.embedding) { embed(batch.tokens) }
         var inputs: [[Float]] = [], saved: [BlockActivations] = []
         for l in 0..<c.layers {
             let acts = forwardBlock(l, x, context: context, documents: batch.documents)
@@ -72,10 +80,12 @@ public final class LoRALlama: @unchecked Sendable {
             x = acts.output
         }
         var dNormed = [Float](repeating: 0, count: rows * h)
-        let loss = head(x, targets: batch.targets, gradScale: gradScale, dNormed: &dNormed)
+        let loss = timed(.head) { head(x, targets: batch.targets, gradScale: gradScale, dNormed: &dNormed) }
         var dx = [Float](repeating: 0, count: rows * h)
-        backend.rmsNormBackward(dNormed, x: x, weight: finalNorm, dx: &dx, dWeight: nil, rows: rows, dim: h, eps: c.rmsNormEps,
-                                accumulate: false)
+        timed(.head) {
+            backend.rmsNormBackward(dNormed, x: x, weight: finalNorm, dx: &dx, dWeight: nil, rows: rows, dim: h, eps: c.rmsNormEps,
+                                    accumulate: false)
+        }
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             let acts = gradientCheckpointing ? forwardBlock(l, inputs[l], context: context, documents: batch.documents) : saved[l]
             dx = backwardBlock(l, dx, acts, context: context, documents: batch.documents, gradients: &gradients)

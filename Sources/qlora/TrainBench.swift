@@ -134,6 +134,21 @@ struct TrainBench: ParsableCommand {
                     + "losses \(losses.map { String(format: "%.3f", $0) }.joined(separator: " "))")
             }
         }
+        for (name, r) in rows {
+            guard let parts = r["profile"] as? [String: Double], let tps = r["tokens_per_s"] as? Double,
+                  let runs = r["step_s_runs"] as? [Double], !runs.isEmpty else { continue }
+            let mean = runs.reduce(0, +) / Double(runs.count)
+            print("")
+            print("where the time goes, \(name.trimmingCharacters(in: .whitespaces)) (mean step \(String(format: "%.2f", mean)) s, median \(String(format: "%.2f", Double(seq * batch) / tps)) s):")
+            var rest = mean
+            for part in StepProfile.Part.allCases {
+                guard let sec = parts[part.rawValue] else { continue }
+                rest -= sec
+                print(part.rawValue.padding(toLength: 48, withPad: " ", startingAt: 0) + String(format: "%8.3f s  %5.1f%%", sec, sec / mean * 100))
+            }
+            print("other (allocation, copies, gradient zeroing)".padding(toLength: 48, withPad: " ", startingAt: 0)
+                + String(format: "%8.3f s  %5.1f%%", rest, rest / mean * 100))
+        }
         print("load average \(loadStart) at start, \(loadAverage()) at end (1/5/15 min; the machine is shared)")
     }
 
@@ -218,14 +233,19 @@ struct TrainBench: ParsableCommand {
         let resetHWM = (try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)) != nil
 
         var losses: [Double] = [], times: [Double] = []
+        let profile = StepProfile()
+        network.profile = profile
         for step in 0...steps {
+            if step == 1 { profile.reset() }  // the warm-up step is not profiled
             let started = DispatchTime.now().uptimeNanoseconds
             var gradients = LoRAWeights.zeros(config, lora)
             let loss = network.lossAndGradients(data, gradScale: 1 / Float(counted), dropoutSeed: UInt64(step) &+ 1, into: &gradients)
-            _ = clipGradientNorm(&gradients, maxNorm: 0.3)
-            var adapters = network.adapters
-            optimizer.update(&adapters, gradients: gradients)
-            network.adapters = adapters
+            profile.measure(.optimizer) {
+                _ = clipGradientNorm(&gradients, maxNorm: 0.3)
+                var adapters = network.adapters
+                optimizer.update(&adapters, gradients: gradients)
+                network.adapters = adapters
+            }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             losses.append(loss.sum / Double(loss.count))
             if step > 0 { times.append(seconds) }
@@ -247,6 +267,8 @@ struct TrainBench: ParsableCommand {
             "flops_recompute": flops.recompute,
         ]
         if resetHWM { result["train_peak_rss_bytes"] = trainPeak }
+        // Seconds per step of each part (mean over the timed steps).
+        result["profile"] = Dictionary(uniqueKeysWithValues: profile.nanoseconds.map { ($0.key.rawValue, Double($0.value) / 1e9 / Double(times.count)) })
         let json = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
         print(String(decoding: json, as: UTF8.self))
     }

@@ -145,6 +145,25 @@ import QLoRAModel
         #expect(otherModule != values)
     }
 
+    @Test func dropoutMasksAreTheSameOnEveryKernelPathAndUncorrelated() {
+        let drop = LoRADropout(probability: 0.05, stepSeed: 11, layer: 3, projection: .q)
+        let source = (0..<200_003).map { Float($0 % 97) + 1 }
+        FourBitKernels.force("scalar")
+        let scalar = drop.applied(to: source)
+        FourBitKernels.force(nil)
+        let fast = drop.applied(to: source)
+        #expect(scalar == fast)  // AVX2 (when present) and portable paths, and any chunking, give the same mask
+        var inPlace = source
+        drop.apply(&inPlace)
+        #expect(inPlace == fast)
+        let dropped = fast.map { $0 == 0 }
+        let rate = Double(dropped.filter { $0 }.count) / Double(dropped.count)
+        #expect(abs(rate - 0.05) < 0.002)
+        // Neighbouring elements are independent: P(both dropped) ≈ p².
+        let pairs = zip(dropped, dropped.dropFirst()).filter { $0 && $1 }.count
+        #expect(abs(Double(pairs) / Double(dropped.count - 1) - 0.0025) < 0.0006)
+    }
+
     @Test func adamWMatchesTheSpecWorkedExample() {
         // paged-optimizers §5: p = 1, lr = 0.1, wd = 0.01; g = 0.5 then −0.25 → 0.89900005 then 0.87146735.
         let c = LlamaConfig(hiddenSize: 1, intermediateSize: 1, layers: 1, heads: 1, kvHeads: 1, headDim: 2, vocabSize: 2)
