@@ -82,7 +82,12 @@ final class ProgressRenderer: @unchecked Sendable {
         var parts: [String] = []
         let done = amount(Double(p.completed), p.unit)
         parts.append(p.total.map { "\(done)/\(amount(Double($0), p.unit))" } ?? done)
-        parts.append("\(amount(p.rate, p.unit))/s")
+        // Slow work (a training step takes seconds) reads better as seconds per unit.
+        if p.rate > 0 && p.rate < 1 && p.unit != .bytes {
+            parts.append(String(format: "%.1f s/", 1 / p.rate) + p.unit.singular)
+        } else {
+            parts.append("\(amount(p.rate, p.unit))/s")
+        }
         if !p.finished, let eta = p.eta { parts.append("ETA \(clock(eta))") }
         if p.finished { parts.append("in \(formatDuration(p.elapsed))") }
         if !p.detail.isEmpty { parts.append(p.detail) }
@@ -96,7 +101,7 @@ final class ProgressRenderer: @unchecked Sendable {
             if x >= 1e6 { return String(format: "%.1f MB", x / 1e6) }
             return String(format: "%.0f kB", x / 1e3)
         case .items: return String(format: "%.0f items", x)
-        case .steps: return String(format: x >= 100 ? "%.0f steps" : "%.1f steps", x)
+        case .steps: return String(format: x >= 100 || x == x.rounded() ? "%.0f steps" : "%.1f steps", x)
         case .tokens: return String(format: "%.0f tok", x)
         }
     }
@@ -104,5 +109,16 @@ final class ProgressRenderer: @unchecked Sendable {
     private func clock(_ seconds: Double) -> String {
         let s = Int(seconds.rounded())
         return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s % 3600 / 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}
+
+extension ProgressSnapshot.Unit {
+    var singular: String {
+        switch self {
+        case .bytes: return "byte"
+        case .items: return "item"
+        case .steps: return "step"
+        case .tokens: return "token"
+        }
     }
 }

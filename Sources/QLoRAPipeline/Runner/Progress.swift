@@ -11,16 +11,18 @@ public struct ProgressSnapshot: Sendable {
     public var unit: Unit
     /// Seconds since `start`.
     public var elapsed: Double
+    /// Units already done when the operation started (a resumed run): not counted in the rate.
+    public var resumedFrom: Int64 = 0
     /// Extra text shown after the numbers (e.g. "loss 1.23").
     public var detail: String
     public var finished: Bool
 
-    /// Units per second over the whole operation so far.
-    public var rate: Double { elapsed > 0 ? Double(completed) / elapsed : 0 }
+    /// Units per second over the operation so far (work done before a resume excluded).
+    public var rate: Double { elapsed > 0 ? Double(max(0, completed - resumedFrom)) / elapsed : 0 }
 
     /// Estimated seconds left, when the total is known and some work is done.
     public var eta: Double? {
-        guard let total, completed > 0, rate > 0 else { return nil }
+        guard let total, completed > resumedFrom, rate > 0 else { return nil }
         return Double(max(0, total - completed)) / rate
     }
 
@@ -40,6 +42,7 @@ public final class ProgressReporter: @unchecked Sendable {
     private var total: Int64?
     private var unit: ProgressSnapshot.Unit = .items
     private var startTime = Date()
+    private var resumedFrom: Int64 = 0
     private var lastEmit = Date.distantPast
 
     public init(stage: StageID, sink: @escaping @Sendable (ProgressSnapshot) -> Void) {
@@ -53,9 +56,21 @@ public final class ProgressReporter: @unchecked Sendable {
         self.total = total
         self.unit = unit
         startTime = Date()
+        resumedFrom = 0
         lastEmit = .distantPast
         lock.unlock()
         emit(completed: 0, detail: "", finished: false, force: true)
+    }
+
+    /// The operation continues from `completed` units done earlier (a resumed run): the clock restarts
+    /// there, so the rate and ETA describe this run's pace.
+    public func resume(at completed: Int64) {
+        lock.lock()
+        startTime = Date()
+        resumedFrom = completed
+        lastEmit = .distantPast
+        lock.unlock()
+        emit(completed: completed, detail: "resumed", finished: false, force: true)
     }
 
     public func update(_ completed: Int64, detail: String = "") {
@@ -75,7 +90,8 @@ public final class ProgressReporter: @unchecked Sendable {
         }
         lastEmit = now
         let snapshot = ProgressSnapshot(stage: stage, label: label, completed: completed, total: total, unit: unit,
-                                        elapsed: now.timeIntervalSince(startTime), detail: detail, finished: finished)
+                                        elapsed: now.timeIntervalSince(startTime), detail: detail, finished: finished,
+                                        resumedFrom: resumedFrom)
         lock.unlock()
         sink(snapshot)
     }

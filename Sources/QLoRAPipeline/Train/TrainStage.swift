@@ -108,8 +108,8 @@ public struct TrainStage: Stage {
         let metricsFile = try BufferedFileWriter(path: metricsURL.path)
         for m in trainer.metrics { try metricsFile.write(Array((m.jsonLine + "\n").utf8)) }
         context.progress.start("training \(lora.targets.count) projections × \(base.config.layers) layers, rank \(lora.rank)",
-                               total: Int64(maxSteps), unit: .items)
-        context.progress.update(Int64(trainer.step))
+                               total: Int64(maxSteps), unit: .steps)
+        if trainer.step > 0 { context.progress.resume(at: Int64(trainer.step)) }
         defer { Trainer.restoreSignalHandlers() }
         let finished = try trainer.run(identity: identity) { m in
             try metricsFile.write(Array((m.jsonLine + "\n").utf8))
