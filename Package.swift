@@ -4,7 +4,7 @@ import PackageDescription
 // Module graph (dependencies point down only), see ../shared/DESIGN.md §2:
 //   qlora (CLI) ─► QLoRAPipeline ─┬─► QLoRAModel ─┬─► QLoRACPU ─► COpenBLAS (system OpenBLAS)
 //                                 │               └─► QLoRATokenizer ─► QLoRAFormats ─► QLoRACore
-//                                 └─► QLoRAFormats
+//                                 └─► QLoRAFormats ─► CArchive (system libarchive), CZlib
 //   QLoRATraining ─► QLoRAModel, QLoRACPU, QLoRACore
 // Later issues add QLoRACUDA.
 let package = Package(
@@ -22,6 +22,8 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
+                       providers: [.apt(["libarchive-dev"])]),
         .target(name: "QLoRACore"),
         .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("openblas")]),
         .target(name: "CQLoRAKernels"),
@@ -29,7 +31,7 @@ let package = Package(
         .target(name: "QLoRAModel", dependencies: ["QLoRACore", "QLoRACPU", "QLoRAFormats", "QLoRATokenizer"]),
         .target(name: "QLoRATraining", dependencies: ["QLoRAModel", "QLoRACore", "QLoRACPU", "QLoRAFormats", "CQLoRAKernels"]),
         .target(name: "QLoRAFormats", dependencies: [
-            "QLoRACore", "CZlib",
+            "QLoRACore", "CZlib", "CArchive",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "QLoRATokenizer", dependencies: ["QLoRACore", "QLoRAFormats"]),
@@ -44,7 +46,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "QLoRAFormatsTests", dependencies: ["QLoRAFormats"], exclude: ["Fixtures"]),
+        .testTarget(name: "QLoRAFormatsTests", dependencies: ["QLoRAFormats", "CArchive"], exclude: ["Fixtures"]),
         .testTarget(name: "QLoRATokenizerTests", dependencies: ["QLoRATokenizer", "QLoRAFormats"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "QLoRAPipelineTests", dependencies: ["QLoRAPipeline", "QLoRAFormats", "CZlib"],
