@@ -31,3 +31,46 @@ struct UnpackCommand: ParsableCommand {
         }
     }
 }
+
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check an adapter package (archive or unpacked directory) against its manifest.",
+        discussion: """
+            Unpacks the archive safely into a scratch directory (the same limits as `qlora unpack`), then checks: \
+            the manifest's own digest; that every member is listed and every listed file is present with its size \
+            and SHA-256; that adapter_config.json is a PEFT LoRA config matching the manifest; and that \
+            adapter_model.safetensors holds exactly the tensors (names, shapes, float dtypes) PEFT expects for the \
+            base architecture recorded in the manifest. Every problem is printed, naming its file.
+
+            Exit status: 0 the package verifies, 1 any mismatch or an unreadable archive, 2 bad arguments.
+            """)
+
+    @Argument(help: "The adapter archive (.tar.gz, .tar.zst, .zip) or an unpacked adapter directory.")
+    var package: String
+
+    func run() throws {
+        do {
+            let opened = try AdapterPackage.open(path: package)
+            defer { opened.close() }
+            let report = try AdapterVerifier.verify(directory: opened.directory, source: package)
+            let m = report.manifest
+            print("\(package): OK: \(m.name), LoRA r=\(m.adapter.rank) alpha=\(ModelCardNumber.format(m.adapter.alpha)) on "
+                + "\(m.adapter.targetModules.joined(separator: ",")) for \(m.baseModel.source) (\(m.baseModel.architecture.layers) layers)")
+            for check in report.checks { print("  ✓ \(check)") }
+        } catch let error as AdapterVerifier.Failure {
+            printError("\(error)")
+            throw ExitCode(1)
+        } catch let error as ArchiveError {
+            printError("\(package): verification failed\n  - \(error)")
+            throw ExitCode(1)
+        } catch let error as FileError {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+enum ModelCardNumber {
+    static func format(_ v: Double) -> String { v == v.rounded() ? String(Int64(v)) : String(v) }
+}

@@ -90,8 +90,8 @@ public final class ProgressReporter: @unchecked Sendable {
         }
         lastEmit = now
         let snapshot = ProgressSnapshot(stage: stage, label: label, completed: completed, total: total, unit: unit,
-                                        elapsed: now.timeIntervalSince(startTime), detail: detail, finished: finished,
-                                        resumedFrom: resumedFrom)
+                                        elapsed: now.timeIntervalSince(startTime), resumedFrom: resumedFrom, detail: detail,
+                                        finished: finished)
         lock.unlock()
         sink(snapshot)
     }

@@ -4,7 +4,7 @@ public enum StageID: String, CaseIterable, Codable, Sendable, Comparable {
     case ingest, tokenize, prepare, train, evaluate, package
 
     /// Stages implemented in this build; a spec enabling another one is rejected by `validate`.
-    public static let available: [StageID] = [.ingest, .tokenize, .prepare, .train]
+    public static let available: [StageID] = [.ingest, .tokenize, .prepare, .train, .package]
 
     /// Spec sections that configure (and enable) the stage.
     public var sectionKeys: [String] {
@@ -70,4 +70,34 @@ public enum StageID: String, CaseIterable, Codable, Sendable, Comparable {
 /// Version and build facts recorded in every manifest.
 public enum ToolInfo {
     public static let version = "0.1.0"
+
+    /// Compiler, configuration and platform of this build (no host names or times: packages stay reproducible).
+    public static var build: [String: String] {
+        var b: [String: String] = [:]
+        #if DEBUG
+        b["configuration"] = "debug"
+        #else
+        b["configuration"] = "release"
+        #endif
+        #if compiler(>=6.3)
+        b["compiler"] = "swift 6.3+"
+        #elseif compiler(>=6.2)
+        b["compiler"] = "swift 6.2"
+        #elseif compiler(>=6.1)
+        b["compiler"] = "swift 6.1"
+        #else
+        b["compiler"] = "swift 6.0"
+        #endif
+        #if arch(x86_64)
+        b["arch"] = "x86_64"
+        #elseif arch(arm64)
+        b["arch"] = "arm64"
+        #endif
+        #if os(Linux)
+        b["os"] = "linux"
+        #elseif os(macOS)
+        b["os"] = "macos"
+        #endif
+        return b
+    }
 }

@@ -1,6 +1,8 @@
 /// The per-stage sections of a job spec. Each decodes strictly with defaults filled in, so the
 /// normalized `spec.yaml` of a run shows every value that was in effect.
 
+import QLoRAFormats
+
 // MARK: dataset (ingest)
 
 /// Row layout of a dataset file. See datasets/README.md for each schema.
@@ -279,9 +281,8 @@ extension EvaluationSection {
 
 // MARK: package
 
-public enum ArchiveFormat: String, SpecEnum {
-    case tarGz = "tar.gz", tarZst = "tar.zst", zip
-}
+/// `package.archive`: tar.gz (default), tar.zst or zip (QLoRAFormats' archive formats).
+extension ArchiveFormat: SpecEnum {}
 
 public struct PackageSection: Codable, Sendable, Equatable {
     public var archive: ArchiveFormat
@@ -292,6 +293,6 @@ public struct PackageSection: Codable, Sendable, Equatable {
 extension PackageSection {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        archive = try c.decodeIfPresent(ArchiveFormat.self, forKey: .archive) ?? .tarGz
+        archive = try c.decodeIfPresent(ArchiveFormat.self, forKey: .archive) ?? .default
     }
 }
