@@ -55,6 +55,9 @@ let package = Package(
         .testTarget(name: "QLoRATrainingTests", dependencies: ["QLoRATraining", "QLoRAFormats", "QLoRAModel", "QLoRACore"]),
         .testTarget(name: "QLoRAGradTests", dependencies: ["QLoRATraining", "QLoRAModel", "QLoRACore", "QLoRACPU", "QLoRAFormats"],
                     exclude: ["Fixtures"]),
+        .testTarget(name: "QLoRAExportTests", dependencies: [
+            "QLoRAPipeline", "QLoRATraining", "QLoRAModel", "QLoRAFormats", "QLoRACPU", "QLoRACore",
+        ]),
         .testTarget(name: "QLoRAModelTests", dependencies: ["QLoRAModel", "QLoRACPU", "QLoRACore", "QLoRAFormats"],
                     exclude: ["Fixtures"]),
     ]
