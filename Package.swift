@@ -54,9 +54,12 @@ let package = Package(
         .testTarget(name: "QLoRACLITests", dependencies: ["QLoRAFormats"]),
         .testTarget(name: "QLoRACPUTests", dependencies: ["QLoRACPU", "QLoRACore"]),
         .testTarget(name: "QLoRACoreTests", dependencies: ["QLoRACore", "QLoRACPU", "QLoRAFormats"], exclude: ["Fixtures"]),
-        .testTarget(name: "QLoRATrainingTests", dependencies: ["QLoRATraining", "QLoRAFormats"]),
+        .testTarget(name: "QLoRATrainingTests", dependencies: ["QLoRATraining", "QLoRAFormats", "QLoRAModel", "QLoRACore"]),
         .testTarget(name: "QLoRAGradTests", dependencies: ["QLoRATraining", "QLoRAModel", "QLoRACore", "QLoRACPU", "QLoRAFormats"],
                     exclude: ["Fixtures"]),
+        .testTarget(name: "QLoRAExportTests", dependencies: [
+            "QLoRAPipeline", "QLoRATraining", "QLoRAModel", "QLoRAFormats", "QLoRACPU", "QLoRACore",
+        ]),
         .testTarget(name: "QLoRAModelTests", dependencies: ["QLoRAModel", "QLoRACPU", "QLoRACore", "QLoRAFormats"],
                     exclude: ["Fixtures"]),
     ]

@@ -73,7 +73,8 @@ public enum ModelPreparer {
     }
 
     public static let modelFileName = "model.safetensors"
-    static let tokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+    /// Tokenizer and generation files copied along with a model's weights.
+    public static let tokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
                                  "chat_template.jinja"]
 
     /// Prepares `source` into the directory `output` (created; files written atomically).

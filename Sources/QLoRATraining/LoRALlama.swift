@@ -104,6 +104,22 @@ public final class LoRALlama: @unchecked Sendable {
         return head(x, targets: batch.targets, gradScale: 0, dNormed: nil)
     }
 
+    /// Logits `[T, V]` of one sequence at positions `0..<T`, without dropout: the adapted model exactly as
+    /// training evaluates it, every adapted projection computing `x·Wᵀ + s·(x·Aᵀ)·Bᵀ` with `W` as stored
+    /// (a 4-bit base through the backend's dequantizing kernels). Used to check merged exports against.
+    public func logits(_ tokens: [Int32]) -> [Float] {
+        let c = config, t = tokens.count, h = c.hiddenSize
+        guard t > 0 else { return [] }
+        let context = stepContext((0..<t).map { Int32($0) }, dropoutSeed: nil)
+        let documents = [Int32](repeating: 0, count: t)
+        var x = embed(tokens)
+        for l in 0..<c.layers { x = forwardBlock(l, x, context: context, documents: documents).output }
+        var normed = [Float](repeating: 0, count: t * h), logits = [Float](repeating: 0, count: t * c.vocabSize)
+        backend.rmsNorm(x, weight: finalNorm, &normed, rows: t, dim: h, eps: c.rmsNormEps)
+        backend.matmulTransposed(normed, lmHead, &logits, m: t, n: c.vocabSize, k: h, accumulate: false)
+        return logits
+    }
+
     /// Rows per pass through the head: logits exist for this many rows at a time (`headRows × V` floats,
     /// 50 MB for a 49152 vocabulary), never for the whole batch.
     static let headRows = 256
