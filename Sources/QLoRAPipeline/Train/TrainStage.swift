@@ -124,20 +124,8 @@ public struct TrainStage: Stage {
         context.progress.finish(Int64(maxSteps))
         try? FileManager.default.removeItem(atPath: context.output.appendingPathComponent(".optimizer.pages").path)
 
-        // The adapter, under PEFT's names.
-        let names = model.adapters.tensorNames, values = model.adapters.tensors
-        try SafetensorsWriter.write(floats: names.enumerated().map { (name: $1.name, shape: $1.shape, values: values[$0]) },
-                                    metadata: ["format": "pt"], to: context.output.appendingPathComponent("adapter_model.safetensors"))
-        let config = JSONValue.object(JSONObject([
-            ("base_model_name_or_path", .string(spec.model?.path ?? "")), ("bias", .string("none")),
-            ("fan_in_fan_out", .bool(false)), ("inference_mode", .bool(true)), ("init_lora_weights", .bool(true)),
-            ("lora_alpha", .number(loraSection.loraAlpha)), ("lora_dropout", .number(loraSection.loraDropout)),
-            ("modules_to_save", .null), ("peft_type", .string("LORA")), ("r", .number(Double(loraSection.loraRank))),
-            ("target_modules", .array(targets.map { .string($0.rawValue) })), ("task_type", .string("CAUSAL_LM")),
-            ("use_rslora", .bool(loraSection.useRslora)),
-        ]))
-        try AtomicFile.write(Data(JSONWriter.encode(config) + [UInt8(ascii: "\n")]),
-                             to: context.output.appendingPathComponent("adapter_config.json"))
+        // The adapter, under PEFT's names, with the config PEFT writes.
+        try PEFTAdapter(lora: lora, weights: model.adapters, baseModelNameOrPath: spec.model?.path).write(to: context.output)
         try? FileManager.default.removeItem(at: stateDir)
 
         // Eval loss of the base model and of base + adapter on the eval split (up to 256 sequences).
