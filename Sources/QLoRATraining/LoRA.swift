@@ -123,3 +123,14 @@ public struct LoRAWeights: Sendable, Equatable {
     /// Number of trainable parameters.
     public var parameterCount: Int { tensors.reduce(0) { $0 + $1.count } }
 }
+
+extension LoRAWeights {
+    /// These adapters as inference deltas for `LlamaModel.withAdapter` (`scale` = `lora.scaling`).
+    public func lowRank(_ lora: LoRAConfig, source: String = "<memory>") -> LlamaAdapter {
+        LlamaAdapter(layers: layers.map { layer in
+            layer.mapValues { ad in
+                LowRankDelta(rank: ad.rank, inFeatures: ad.inFeatures, outFeatures: ad.outFeatures, a: ad.a, b: ad.b, scale: lora.scaling)
+            }
+        }, source: source)
+    }
+}

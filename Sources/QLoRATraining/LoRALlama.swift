@@ -94,6 +94,19 @@ public final class LoRALlama: @unchecked Sendable {
         return head(x, targets: batch.targets, gradScale: 0, dNormed: nil)
     }
 
+    /// Eval-mode logits `[R, V]` of a batch (no dropout). Materializes every row's logits: for tests and
+    /// small batches (`loss` is the memory-frugal path).
+    public func logits(_ batch: TrainingBatch) -> [Float] {
+        let c = config, rows = batch.rows, h = c.hiddenSize
+        let context = stepContext(batch.positions, dropoutSeed: nil)
+        var x = embed(batch.tokens)
+        for l in 0..<c.layers { x = forwardBlock(l, x, context: context, documents: batch.documents).output }
+        var normed = [Float](repeating: 0, count: rows * h), logits = [Float](repeating: 0, count: rows * c.vocabSize)
+        backend.rmsNorm(x, weight: finalNorm, &normed, rows: rows, dim: h, eps: c.rmsNormEps)
+        backend.matmulTransposed(normed, lmHead, &logits, m: rows, n: c.vocabSize, k: h, accumulate: false)
+        return logits
+    }
+
     /// Rows per pass through the head: logits exist for this many rows at a time (`headRows × V` floats,
     /// 50 MB for a 49152 vocabulary), never for the whole batch.
     static let headRows = 256
