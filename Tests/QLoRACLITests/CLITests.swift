@@ -120,12 +120,20 @@ func temporaryDirectory() throws -> URL {
         #expect(status.status == 0)
         let json = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as! [String: Any]
         let stages = json["stages"] as! [[String: Any]]
-        #expect(stages.map { $0["state"] as! String } == ["complete", "complete", "complete", "complete"])
-        #expect(stages.map { $0["stage"] as! String } == ["ingest", "tokenize", "prepare", "train"])
+        #expect(stages.map { $0["state"] as! String } == ["complete", "complete", "complete", "complete", "complete"])
+        #expect(stages.map { $0["stage"] as! String } == ["ingest", "tokenize", "prepare", "train", "evaluate"])
         let metrics = try String(contentsOfFile: runDir + "/train/metrics.jsonl", encoding: .utf8)
         #expect(metrics.split(separator: "\n").count == 4)
         #expect(FileManager.default.fileExists(atPath: runDir + "/train/adapter_model.safetensors"))
         #expect(!FileManager.default.fileExists(atPath: runDir + "/train.checkpoints"), "checkpoints are removed once training completes")
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runDir + "/evaluate/report.json"))) as! [String: Any]
+        let tasks = report["tasks"] as! [[String: Any]]
+        #expect(tasks.map { $0["name"] as! String } == ["arc_easy"] && tasks.first?["questions"] as? Int == 20)
+        #expect((report["samples"] as! [Any]).count == 1)
+        #expect((report["eval_loss"] as? [String: Any])?["sequences"] as? Int == 8)
+        for file in ["report.md", "loss.svg", "arc_easy.predictions.jsonl"] {
+            #expect(FileManager.default.fileExists(atPath: runDir + "/evaluate/" + file), "evaluate/\(file)")
+        }
         let table = try CLI.run(["status", runDir])
         #expect(table.stdout.contains("ingest    complete"))
         #expect(table.stdout.contains("tokenize  complete"))

@@ -56,7 +56,9 @@ public enum Pipeline {
     }
 
     /// The stages this build implements.
-    public static let registry: [StageID: any Stage] = [.ingest: IngestStage(), .tokenize: TokenizeStage(), .prepare: PrepareStage(), .train: TrainStage()]
+    public static let registry: [StageID: any Stage] = [
+        .ingest: IngestStage(), .tokenize: TokenizeStage(), .prepare: PrepareStage(), .train: TrainStage(), .evaluate: EvaluateStage(),
+    ]
 
     public static func run(spec: JobSpec, options: Options = Options(), logger: Logger = Logger(label: "qlora"),
                            observer: @escaping @Sendable (Event) -> Void = { _ in }) throws -> Result {
