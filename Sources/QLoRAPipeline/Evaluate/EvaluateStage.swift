@@ -24,13 +24,10 @@ public struct EvaluateStage: Stage {
     public init() {}
 
     public func configuration(of spec: JobSpec) throws -> Data {
-        struct Config: Encodable {
-            var evaluation: EvaluationSection?
-            /// Task files by resolved path: the same file under another relative spelling is the same input.
-            var taskFiles: [String]
-        }
-        let tasks = spec.evaluation?.tasks ?? []
-        return try canonicalJSON(Config(evaluation: spec.evaluation, taskFiles: tasks.map { spec.resolve($0.path).path }))
+        // Task file contents enter the fingerprint as input files; the chat template and tokenizer through
+        // the tokenize stage's fingerprint.
+        struct Config: Encodable { var evaluation: EvaluationSection? }
+        return try canonicalJSON(Config(evaluation: spec.evaluation))
     }
 
     public func inputFiles(of spec: JobSpec) -> [URL] {
@@ -65,13 +62,19 @@ public struct EvaluateStage: Stage {
         // Eval-split loss.
         var t0 = Date()
         var evalLoss: EvaluationReport.EvalLoss?
-        if section.maxEvalSequences > 0,
-           let reader = try? TokenFile.Reader(path: tokenize.appendingPathComponent("eval.tokens").path), reader.sequenceCount > 0 {
+        let evalTokens = tokenize.appendingPathComponent("eval.tokens")
+        if section.maxEvalSequences > 0, FileManager.default.fileExists(atPath: evalTokens.path) {
+            let reader: TokenFile.Reader
+            do { reader = try TokenFile.Reader(path: evalTokens.path) } catch { throw StageFailure("cannot read the eval tokens: \(error)") }
+            if reader.sequenceCount == 0 { notes.append("the eval split is empty: no eval loss") }
             let n = min(section.maxEvalSequences, reader.sequenceCount)
             let runs = Self.evalRuns(reader, count: n)
+            if let long = runs.first(where: { $0.tokens.count > base.config.maxPositions }) {
+                throw StageFailure("an eval sequence has \(long.tokens.count) tokens, more than the model's \(base.config.maxPositions) positions")
+            }
             var losses: [(sum: Double, count: Int)] = []
             for (label, model) in [("base", base), ("adapter", adapted)] {
-                context.progress.start("eval loss (\(label)), \(n) sequences", total: Int64(runs.count), unit: .items)
+                context.progress.start("eval loss (\(label)), \(runs.count) documents of \(n) sequences", total: Int64(runs.count), unit: .items)
                 let l = Scoring.tokenLoss(model, runs, rowsPerForward: section.batchRows) { context.progress.update(Int64($0)) }
                 context.progress.finish(Int64(runs.count))
                 losses.append(l)
@@ -102,6 +105,12 @@ public struct EvaluateStage: Stage {
             }
             guard !questions.isEmpty else { throw StageFailure("task \(task.name): \(path) holds no questions") }
             let tokens = questions.map { ChoiceEvaluation.tokens($0, tokenizer: tokenizer) }
+            for (i, t) in tokens.enumerated() {
+                let length = t.context.count + (t.choices.map(\.count).max() ?? 0)
+                if length > base.config.maxPositions {
+                    throw StageFailure("task \(task.name): question \(questions[i].id ?? "#\(i + 1)") has \(length) tokens, more than the model's \(base.config.maxPositions) positions")
+                }
+            }
             var predictions: [[ChoiceEvaluation.Prediction]] = []
             for (label, model) in [("base", base), ("adapter", adapted)] {
                 context.progress.start("\(task.name) (\(label)), \(questions.count) questions", total: Int64(questions.count), unit: .items)
@@ -140,6 +149,9 @@ public struct EvaluateStage: Stage {
                     throw StageFailure("prompts[\(i)]: the chat template failed: \(error)")
                 }
                 let ids = tokenizer.encode(text, addSpecialTokens: false)
+                guard ids.count < base.config.maxPositions else {
+                    throw StageFailure("prompts[\(i)] has \(ids.count) tokens with the chat template, the model only \(base.config.maxPositions) positions")
+                }
                 let parameters = Generator.Parameters(maxNewTokens: section.maxNewTokens, stopTokens: stops)
                 var answers: [(text: String, tokens: Int, stopped: Bool)] = []
                 for (k, model) in [base, adapted].enumerated() {
