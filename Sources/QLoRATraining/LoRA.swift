@@ -2,31 +2,6 @@ import Foundation
 import QLoRACore
 import QLoRAModel
 
-/// The seven linear projections of a LLaMA block, in PEFT `target_modules` naming.
-public enum Projection: String, CaseIterable, Sendable, Codable {
-    case q = "q_proj", k = "k_proj", v = "v_proj", o = "o_proj", gate = "gate_proj", up = "up_proj", down = "down_proj"
-
-    /// The module path inside a decoder layer (`self_attn.q_proj`, `mlp.gate_proj`).
-    public var modulePath: String {
-        switch self {
-        case .q, .k, .v, .o: return "self_attn.\(rawValue)"
-        case .gate, .up, .down: return "mlp.\(rawValue)"
-        }
-    }
-
-    /// `(out, in)` of the projection's weight for a model config.
-    public func shape(_ c: LlamaConfig) -> (out: Int, in: Int) {
-        let h = c.hiddenSize, q = c.heads * c.headDim, kv = c.kvHeads * c.headDim, f = c.intermediateSize
-        switch self {
-        case .q: return (q, h)
-        case .k, .v: return (kv, h)
-        case .o: return (h, q)
-        case .gate, .up: return (f, h)
-        case .down: return (h, f)
-        }
-    }
-}
-
 /// LoRA hyperparameters (spec lora-and-peft-format §1; PEFT `LoraConfig` names).
 public struct LoRAConfig: Sendable, Equatable {
     public var rank: Int
@@ -147,4 +122,15 @@ public struct LoRAWeights: Sendable, Equatable {
 
     /// Number of trainable parameters.
     public var parameterCount: Int { tensors.reduce(0) { $0 + $1.count } }
+}
+
+extension LoRAWeights {
+    /// These adapters as inference deltas for `LlamaModel.withAdapter` (`scale` = `lora.scaling`).
+    public func lowRank(_ lora: LoRAConfig, source: String = "<memory>") -> LlamaAdapter {
+        LlamaAdapter(layers: layers.map { layer in
+            layer.mapValues { ad in
+                LowRankDelta(rank: ad.rank, inFeatures: ad.inFeatures, outFeatures: ad.outFeatures, a: ad.a, b: ad.b, scale: lora.scaling)
+            }
+        }, source: source)
+    }
 }

@@ -1,6 +1,7 @@
 import CQLoRAKernels
 import Foundation
 import QLoRACore
+import QLoRAModel
 
 /// LoRA dropout (spec lora-and-peft-format §1): the input of each adapter's branch, never the base path, is
 /// multiplied by a keep mask scaled by `1/(1 − p)` (inverted dropout), with a separate mask per module as PEFT

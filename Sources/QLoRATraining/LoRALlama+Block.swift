@@ -196,18 +196,3 @@ extension LoRALlama {
         timed(.loraBackward) { backend.add(&dx, dxd, count: dxd.count) }
     }
 }
-
-extension Projection {
-    /// Position in `Projection.allCases`.
-    var index: Int {
-        switch self {
-        case .q: return 0
-        case .k: return 1
-        case .v: return 2
-        case .o: return 3
-        case .gate: return 4
-        case .up: return 5
-        case .down: return 6
-        }
-    }
-}

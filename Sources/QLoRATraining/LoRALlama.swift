@@ -108,15 +108,19 @@ public final class LoRALlama: @unchecked Sendable {
     /// training evaluates it, every adapted projection computing `x·Wᵀ + s·(x·Aᵀ)·Bᵀ` with `W` as stored
     /// (a 4-bit base through the backend's dequantizing kernels). Used to check merged exports against.
     public func logits(_ tokens: [Int32]) -> [Float] {
-        let c = config, t = tokens.count, h = c.hiddenSize
-        guard t > 0 else { return [] }
-        let context = stepContext((0..<t).map { Int32($0) }, dropoutSeed: nil)
-        let documents = [Int32](repeating: 0, count: t)
-        var x = embed(tokens)
-        for l in 0..<c.layers { x = forwardBlock(l, x, context: context, documents: documents).output }
-        var normed = [Float](repeating: 0, count: t * h), logits = [Float](repeating: 0, count: t * c.vocabSize)
-        backend.rmsNorm(x, weight: finalNorm, &normed, rows: t, dim: h, eps: c.rmsNormEps)
-        backend.matmulTransposed(normed, lmHead, &logits, m: t, n: c.vocabSize, k: h, accumulate: false)
+        tokens.isEmpty ? [] : logits(TrainingBatch(sequences: [tokens], labels: [tokens]))
+    }
+
+    /// Eval-mode logits `[R, V]` of a batch (no dropout). Materializes every row's logits: for tests and
+    /// small batches (`loss` is the memory-frugal path).
+    public func logits(_ batch: TrainingBatch) -> [Float] {
+        let c = config, rows = batch.rows, h = c.hiddenSize
+        let context = stepContext(batch.positions, dropoutSeed: nil)
+        var x = embed(batch.tokens)
+        for l in 0..<c.layers { x = forwardBlock(l, x, context: context, documents: batch.documents).output }
+        var normed = [Float](repeating: 0, count: rows * h), logits = [Float](repeating: 0, count: rows * c.vocabSize)
+        backend.rmsNorm(x, weight: finalNorm, &normed, rows: rows, dim: h, eps: c.rmsNormEps)
+        backend.matmulTransposed(normed, lmHead, &logits, m: rows, n: c.vocabSize, k: h, accumulate: false)
         return logits
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import QLoRAFormats
 
 /// Runs the built `qlora` binary (next to the test bundle) and captures its output.
 struct CLI {
@@ -120,15 +121,61 @@ func temporaryDirectory() throws -> URL {
         #expect(status.status == 0)
         let json = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as! [String: Any]
         let stages = json["stages"] as! [[String: Any]]
-        #expect(stages.map { $0["state"] as! String } == ["complete", "complete", "complete", "complete"])
-        #expect(stages.map { $0["stage"] as! String } == ["ingest", "tokenize", "prepare", "train"])
+        #expect(stages.map { $0["state"] as! String } == ["complete", "complete", "complete", "complete", "complete", "complete"])
+        #expect(stages.map { $0["stage"] as! String } == ["ingest", "tokenize", "prepare", "train", "evaluate", "package"])
         let metrics = try String(contentsOfFile: runDir + "/train/metrics.jsonl", encoding: .utf8)
         #expect(metrics.split(separator: "\n").count == 4)
         #expect(FileManager.default.fileExists(atPath: runDir + "/train/adapter_model.safetensors"))
         #expect(!FileManager.default.fileExists(atPath: runDir + "/train.checkpoints"), "checkpoints are removed once training completes")
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runDir + "/evaluate/report.json"))) as! [String: Any]
+        let tasks = report["tasks"] as! [[String: Any]]
+        #expect(tasks.map { $0["name"] as! String } == ["arc_easy"] && tasks.first?["questions"] as? Int == 20)
+        #expect((report["samples"] as! [Any]).count == 1)
+        #expect((report["eval_loss"] as? [String: Any])?["sequences"] as? Int == 8)
+        for file in ["report.md", "loss.svg", "arc_easy.predictions.jsonl"] {
+            #expect(FileManager.default.fileExists(atPath: runDir + "/evaluate/" + file), "evaluate/\(file)")
+        }
         let table = try CLI.run(["status", runDir])
         #expect(table.stdout.contains("ingest    complete"))
         #expect(table.stdout.contains("tokenize  complete"))
+        try checkPackage(runDir)
+    }
+
+    /// The package stage's archive verifies, is byte-identical when packaged again, unpacks for peft, and a
+    /// tampered member (repacked) fails verification naming it.
+    func checkPackage(_ runDir: String) throws {
+        let archive = runDir + "/package/tiny.tar.gz"
+        let verify = try CLI.run(["verify", archive])
+        #expect(verify.status == 0, "\(verify.all)")
+        #expect(verify.stdout.contains("OK: tiny, LoRA r=8 alpha=16"))
+        let first = try Data(contentsOf: URL(fileURLWithPath: archive))
+        let again = try CLI.run(["run", "pipelines/tiny.yaml", "--run-dir", runDir, "--from", "package", "--ci"])
+        #expect(again.status == 0, "\(again.all)")
+        #expect(again.stdout.contains("package   running"), "\(again.stdout)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: archive)) == first, "packaging the same adapter twice gives the same bytes")
+
+        let unpacked = runDir + "/unpacked"
+        #expect(try CLI.run(["unpack", archive, unpacked]).status == 0)
+        let names = try FileManager.default.contentsOfDirectory(atPath: unpacked).sorted()
+        #expect(names == ["README.md", "adapter_config.json", "adapter_model.safetensors", "chat_template.jinja", "loss.svg", "manifest.json",
+                          "metrics.jsonl", "report.json", "report.md"], "\(names)")
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: unpacked + "/manifest.json"))) as! [String: Any]
+        #expect((manifest["tokenizer"] as? [String: Any])?["eos_token"] as? String == "<|im_end|>")
+        #expect(((manifest["base_model"] as? [String: Any])?["files"] as? [[String: Any]])?.first?["sha256"] as? String != nil)
+        #expect((manifest["job_spec"] as? String)?.contains("lora_rank: 8") == true)
+        for member in ["adapter_model.safetensors", "adapter_config.json", "README.md", "report.json"] {
+            let url = URL(fileURLWithPath: unpacked + "/" + member)
+            let original = try Data(contentsOf: url)
+            var bytes = [UInt8](original)
+            bytes[bytes.count / 2] ^= 0x04
+            try Data(bytes).write(to: url)
+            let tampered = runDir + "/tampered.tar.gz"
+            try ArchiveWriter.write(try ArchiveMember.files(under: URL(fileURLWithPath: unpacked)), to: URL(fileURLWithPath: tampered))
+            let result = try CLI.run(["verify", tampered])
+            #expect(result.status == 1, "\(member): \(result.all)")
+            #expect(result.stderr.contains("- \(member): sha256"), "\(member): \(result.stderr)")
+            try original.write(to: url)
+        }
     }
 
     @Test func stageFailureExitsOneNamingStageAndCause() throws {

@@ -92,15 +92,6 @@ import Testing
         #expect(match?.line == 3)
     }
 
-    @Test func unavailableStageIsReportedNotIgnored() throws {
-        let yaml = "name: x\ndataset:\n  files: [{path: a.jsonl, format: text}]\ntokenizer: {path: t.json}\nmodel: {path: m.gguf}\nlora:\n  lora_rank: 8\nevaluation:\n  max_new_tokens: 8\n"
-        let spec = try JobSpec.parse(yaml: yaml, file: "s.yaml")
-        let problems = spec.problems()
-        #expect(problems.count == 1, "\(problems)")
-        #expect(problems.first?.message.hasPrefix("stage not available yet: `evaluate`") == true)
-        #expect(problems.first?.line == 8)
-    }
-
     @Test func pathsResolveRelativeToTheSpecFile() throws {
         let spec = try JobSpec.parse(yaml: "name: x\n", file: "/some/dir/spec.yaml")
         #expect(spec.resolve("../data/a.jsonl").path == "/some/data/a.jsonl")

@@ -37,6 +37,8 @@ private func sequences(_ file: URL) throws -> [TokenFile.Sequence] {
             spec.quantization = nil
             spec.lora = nil
             spec.training = nil
+            spec.evaluation = nil
+            spec.package = nil
             let result = try Pipeline.run(spec: spec, options: .init(runDirectory: dir.path))
             #expect(result.succeeded, "\(result.failure ?? "")")
             let golden = try readLines(repositoryRoot.appendingPathComponent("Tests/QLoRAPipelineTests/Fixtures/tiny-tokenize-golden.jsonl"))

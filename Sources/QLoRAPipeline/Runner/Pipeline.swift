@@ -56,8 +56,10 @@ public enum Pipeline {
     }
 
     /// The stages this build implements.
-    public static let registry: [StageID: any Stage] = [.ingest: IngestStage(), .tokenize: TokenizeStage(), .prepare: PrepareStage(), .train: TrainStage(),
-                                                   .package: PackageStage()]
+    public static let registry: [StageID: any Stage] = [
+        .ingest: IngestStage(), .tokenize: TokenizeStage(), .prepare: PrepareStage(), .train: TrainStage(), .evaluate: EvaluateStage(),
+        .package: PackageStage(),
+    ]
 
     public static func run(spec: JobSpec, options: Options = Options(), logger: Logger = Logger(label: "qlora"),
                            observer: @escaping @Sendable (Event) -> Void = { _ in }) throws -> Result {

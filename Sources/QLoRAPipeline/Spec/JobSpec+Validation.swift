@@ -19,6 +19,15 @@ extension JobSpec {
                 out.append(error("dataset.files[\(i)].path", "input file not found: \(url.path)"))
             }
         }
+        for (i, task) in (evaluation?.tasks ?? []).enumerated() {
+            let url = resolve(task.path)
+            var isDirectory: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) || isDirectory.boolValue {
+                var message = "task file not found: \(url.path)"
+                if task.path.contains("datasets/fetched/") { message += " (run `python3 scripts/fetch_datasets.py` to fetch it)" }
+                out.append(error("evaluation.tasks[\(i)].path", message))
+            }
+        }
         if let t = tokenizer {
             if let source = tokenizerSource {
                 let key = t.path != nil ? "tokenizer.path" : "model.path"
@@ -49,11 +58,7 @@ extension JobSpec {
         }
         if let l = lora { v.checkLoRA(l) }
         if let t = training { v.checkTraining(t) }
-        if let e = evaluation {
-            v.check(e.maxNewTokens >= 1, "evaluation.max_new_tokens", "must be >= 1, got \(e.maxNewTokens)")
-            v.check(e.batchSize >= 1, "evaluation.batch_size", "must be >= 1, got \(e.batchSize)")
-            if let m = e.maxExamples { v.check(m >= 1, "evaluation.max_examples", "must be >= 1, got \(m)") }
-        }
+        if let e = evaluation { v.checkEvaluation(e) }
         v.checkStageGraph()
         return v.errors
     }
@@ -153,6 +158,33 @@ private struct Checks {
             check(t.optimizer == .pagedAdamW32bit, p + "paged_optimizer_budget_mb",
                   "applies only to optimizer paged_adamw_32bit (the optimizer is \(t.optimizer.rawValue))")
         }
+    }
+
+    mutating func checkEvaluation(_ e: EvaluationSection) {
+        let p = "evaluation."
+        check((1...4096).contains(e.maxNewTokens), p + "max_new_tokens", "must be in 1...4096, got \(e.maxNewTokens)")
+        check(e.maxEvalSequences >= 0, p + "max_eval_sequences", "must be >= 0 (0 skips the eval loss), got \(e.maxEvalSequences)")
+        check((16...65536).contains(e.batchRows), p + "batch_rows", "must be in 16...65536, got \(e.batchRows)")
+        var names: [String: Int] = [:]
+        for (i, task) in e.tasks.enumerated() {
+            let base = "\(p)tasks[\(i)]"
+            let lower = task.path.lowercased()
+            check(lower.hasSuffix(".jsonl") || lower.hasSuffix(".jsonl.gz"), base + ".path",
+                  "`\(task.path)` is not a JSONL file (.jsonl or .jsonl.gz)")
+            check(task.name.range(of: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", options: .regularExpression) != nil, base + ".name",
+                  "`\(task.name)` must be 1-64 letters, digits, `.`, `_` or `-` (it names report entries and files)")
+            if let first = names[task.name] {
+                errors.append(spec.error(base + ".name", "`\(task.name)` is also the name of tasks[\(first)]; give one of them a `name`"))
+            } else {
+                names[task.name] = i
+            }
+            if let limit = task.limit { check(limit >= 1, base + ".limit", "must be >= 1, got \(limit)") }
+        }
+        for (i, prompt) in e.prompts.enumerated() {
+            check(!prompt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(p)prompts[\(i)]", "is empty")
+        }
+        check(!e.tasks.isEmpty || !e.prompts.isEmpty || e.maxEvalSequences > 0, "evaluation",
+              "has nothing to do: give `tasks`, `prompts` or `max_eval_sequences` > 0")
     }
 
     /// Sections must form a prefix-closed graph (training needs data and a model), and every stage they
