@@ -7,13 +7,23 @@ import QLoRAModel
 import QLoRATokenizer
 
 /// Loads a model for a CLI command; errors exit 2 naming the file.
-func loadModel(_ path: String, threads: Int?, tokenizer: String? = nil, quantize: FourBitOptions? = nil) throws -> LoadedModel {
+func loadModel(_ path: String, threads: Int?, tokenizer: String? = nil, quantize: FourBitOptions? = nil,
+               adapter: String? = nil) throws -> LoadedModel {
     do {
         let backend = CPUBackend(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         var loaded = try ModelLoader.load(path: path, tokenizer: tokenizer, backend: backend)
         if let quantize {
             let m = loaded.model
             loaded.model = LlamaModel(config: m.config, weights: m.weights.quantized(quantize), backend: backend)
+        }
+        if let adapter {
+            // A package archive is unpacked safely and verified first; a plain PEFT directory is used as it is.
+            let opened = try AdapterPackage.open(path: adapter)
+            defer { opened.close() }
+            if FileManager.default.fileExists(atPath: opened.directory.appendingPathComponent(AdapterManifest.fileName).path) {
+                _ = try AdapterVerifier.verify(directory: opened.directory, source: adapter)
+            }
+            loaded.model = try loaded.model.withAdapter(directory: opened.directory.path)
         }
         return loaded
     } catch {
@@ -45,6 +55,9 @@ struct ModelPromptOptions: ParsableArguments {
 
     @Option(help: "Quantize the projections in memory after loading: nf4 or fp4 (double quant, block 64).")
     var quantize: FourBitType?
+
+    @Option(help: "A LoRA adapter: a qlora package archive (.tar.gz, .tar.zst, .zip; verified first) or a PEFT adapter directory.")
+    var adapter: String?
 
     @Option(help: "The prompt text.")
     var prompt: String
@@ -82,7 +95,8 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try loadModel(options.model, threads: options.threads, tokenizer: options.tokenizer, quantize: options.quantize.map { FourBitOptions(type: $0) })
+        let loaded = try loadModel(options.model, threads: options.threads, tokenizer: options.tokenizer, quantize: options.quantize.map { FourBitOptions(type: $0) },
+                                   adapter: options.adapter)
         let ids = try promptIDs(loaded, prompt: options.prompt, chat: options.chat)
         var stops = Set(loaded.model.config.eosTokenIDs)
         if let eos = loaded.tokenizer.eosTokenID { stops.insert(eos) }
@@ -121,7 +135,8 @@ struct LogitsCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let loaded = try loadModel(options.model, threads: options.threads, tokenizer: options.tokenizer, quantize: options.quantize.map { FourBitOptions(type: $0) })
+        let loaded = try loadModel(options.model, threads: options.threads, tokenizer: options.tokenizer, quantize: options.quantize.map { FourBitOptions(type: $0) },
+                                   adapter: options.adapter)
         let ids = try promptIDs(loaded, prompt: options.prompt, chat: options.chat)
         guard !ids.isEmpty else {
             printError("error: the prompt encodes to no tokens")
