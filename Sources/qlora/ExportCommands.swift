@@ -30,7 +30,7 @@ struct ExportMergedCommand: ParsableCommand {
     @Option(help: "The base model: HF directory, .gguf file or prepared 4-bit directory.")
     var model: String
 
-    @Option(help: "The PEFT adapter directory (adapter_config.json + adapter_model.safetensors).")
+    @Option(help: "The PEFT adapter directory (adapter_config.json + adapter_model.safetensors) or a qlora package archive.")
     var adapter: String
 
     @Option(help: "The checkpoint directory to create.")
@@ -67,8 +67,10 @@ struct ExportMergedCommand: ParsableCommand {
                 throw ExitCode(2)
             }
         }
+        let opened = try openAdapter(adapter)
+        defer { opened.close() }
         let parameters = MergedExport.Parameters(
-            model: model, adapter: URL(fileURLWithPath: adapter), output: URL(fileURLWithPath: out), dtype: dtype,
+            model: model, adapter: opened.directory, output: URL(fileURLWithPath: out), dtype: dtype,
             tokenizer: tokenizer, prompts: promptList, fidelity: !noFidelity, force: force)
         let backend = CPUBackend(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         do {
@@ -117,7 +119,7 @@ struct ExportGGUFLoRACommand: ParsableCommand {
             Exit status: 0 success, 1 the export failed, 2 bad arguments.
             """)
 
-    @Option(help: "The PEFT adapter directory.")
+    @Option(help: "The PEFT adapter directory or a qlora package archive.")
     var adapter: String
 
     @Option(help: "The .gguf file to write.")
@@ -139,8 +141,10 @@ struct ExportGGUFLoRACommand: ParsableCommand {
             printError("error: --outtype must be f32, f16 or bf16")
             throw ExitCode(2)
         }
+        let opened = try openAdapter(adapter)
+        defer { opened.close() }
         do {
-            let r = try GGUFLoRAExport.run(.init(adapter: URL(fileURLWithPath: adapter), output: URL(fileURLWithPath: out),
+            let r = try GGUFLoRAExport.run(.init(adapter: opened.directory, output: URL(fileURLWithPath: out),
                                                  base: base, type: type))
             for note in r.notes { printError("note: \(note)") }
             print("wrote \(r.output.path): \(r.tensors) tensors, architecture \(r.architecture), rank \(r.rank), "
@@ -150,5 +154,22 @@ struct ExportGGUFLoRACommand: ParsableCommand {
             printError("error: \(error)")
             throw ExitCode(1)
         }
+    }
+}
+
+/// An adapter directory, or a package archive unpacked safely and verified (exit 1 naming the problem otherwise).
+func openAdapter(_ path: String) throws -> AdapterPackage.Opened {
+    do {
+        let opened = try AdapterPackage.open(path: path)
+        if FileManager.default.fileExists(atPath: opened.directory.appendingPathComponent(AdapterManifest.fileName).path) {
+            do { _ = try AdapterVerifier.verify(directory: opened.directory, source: path) } catch {
+                opened.close()
+                throw error
+            }
+        }
+        return opened
+    } catch {
+        printError("error: \(error)")
+        throw ExitCode(1)
     }
 }

@@ -18,11 +18,8 @@ func loadModel(_ path: String, threads: Int?, tokenizer: String? = nil, quantize
         }
         if let adapter {
             // A package archive is unpacked safely and verified first; a plain PEFT directory is used as it is.
-            let opened = try AdapterPackage.open(path: adapter)
+            let opened = try openAdapter(adapter)
             defer { opened.close() }
-            if FileManager.default.fileExists(atPath: opened.directory.appendingPathComponent(AdapterManifest.fileName).path) {
-                _ = try AdapterVerifier.verify(directory: opened.directory, source: adapter)
-            }
             loaded.model = try loaded.model.withAdapter(directory: opened.directory.path)
         }
         return loaded
