@@ -154,6 +154,16 @@ func temporaryDirectory() throws -> URL {
         #expect(again.stdout.contains("package   running"), "\(again.stdout)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: archive)) == first, "packaging the same adapter twice gives the same bytes")
 
+        // The archive is accepted directly by evaluate and generate.
+        let model = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+        let evaluate = try CLI.run(["evaluate", "--model", model, "--adapter", archive, "--task", "datasets/arc-easy-sample.jsonl",
+                                    "--limit", "4", "--json"])
+        #expect(evaluate.status == 0, "\(evaluate.all)")
+        let scored = try JSONSerialization.jsonObject(with: Data(evaluate.stdout.utf8)) as? [String: Any]
+        #expect((scored?["models"] as? [[String: Any]])?.map { $0["model"] as? String } == ["base", "base + adapter"])
+        let generated = try CLI.run(["generate", "--model", model, "--adapter", archive, "--chat", "--prompt", "Hi", "--max-new-tokens", "3"])
+        #expect(generated.status == 0, "\(generated.all)")
+
         let unpacked = runDir + "/unpacked"
         #expect(try CLI.run(["unpack", archive, unpacked]).status == 0)
         let names = try FileManager.default.contentsOfDirectory(atPath: unpacked).sorted()
@@ -176,6 +186,12 @@ func temporaryDirectory() throws -> URL {
             #expect(result.stderr.contains("- \(member): sha256"), "\(member): \(result.stderr)")
             try original.write(to: url)
         }
+    }
+
+    @Test func evaluateNamesAMissingTaskFile() throws {
+        let result = try CLI.run(["evaluate", "--model", "nope.gguf", "--task", "no-such-task.jsonl"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("no-such-task.jsonl"), "\(result.stderr)")
     }
 
     @Test func stageFailureExitsOneNamingStageAndCause() throws {

