@@ -215,6 +215,21 @@ static void rmsnorm_backward_row_avx2(const float *dy, const float *x, const flo
 }
 #endif
 
+#ifdef QLK_X86
+__attribute__((target("avx2,fma")))
+static void swiglu_avx2(const float *gate, const float *up, float *out, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(gate + i);
+        __m256 e = exp8(_mm256_sub_ps(zero, g));
+        __m256 silu = _mm256_div_ps(g, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(silu, _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++) out[i] = (gate[i] / (1.0f + qlk_exp(0.0f - gate[i]))) * up[i];
+}
+#endif
+
 // ------------------------------------------------------------------------------------------------ dispatch
 
 void qlk_rmsnorm_backward_row(const float *dy, const float *x, const float *weight, float *dx, float *dweight, int64_t dim,
@@ -272,4 +287,14 @@ void qlk_swiglu_backward(const float *dy, const float *gate, const float *up, fl
         dup[i] = du;
         dgate[i] = dg;
     }
+}
+
+void qlk_swiglu(const float *gate, const float *up, float *out, int64_t n) {
+#ifdef QLK_X86
+    if (qlk_dequant4_path() == 1) {
+        swiglu_avx2(gate, up, out, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) out[i] = (gate[i] / (1.0f + qlk_exp(0.0f - gate[i]))) * up[i];
 }

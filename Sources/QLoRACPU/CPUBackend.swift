@@ -1,4 +1,5 @@
 import COpenBLAS
+import CQLoRAKernels
 import Foundation
 import QLoRACore
 import Synchronization
@@ -120,10 +121,10 @@ public struct CPUBackend: Backend {
         }
     }
 
+    /// Elementwise, so the split into threads does not change any bit (AVX2 and portable paths agree too).
     public func swiglu(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count {
-            let g = gate[i]
-            out[i] = g / (1 + Foundation.exp(-g)) * up[i]
+        Parallel.forEachRange(count, parts: count >= 1 << 16 ? threads : 1) { r in
+            qlk_swiglu(gate + r.lowerBound, up + r.lowerBound, out + r.lowerBound, Int64(r.count))
         }
     }
 

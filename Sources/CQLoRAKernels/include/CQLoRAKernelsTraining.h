@@ -35,6 +35,9 @@ void qlk_swiglu_backward(const float *dy, const float *gate, const float *up, fl
 void qlk_rmsnorm_backward_row(const float *dy, const float *x, const float *weight, float *dx, float *dweight, int64_t dim,
                               float eps, int accumulate);
 
+/// SwiGLU forward: out[i] = (g / (1 + e^-g)) · up[i] with g = gate[i] (the kernels' exp).
+void qlk_swiglu(const float *gate, const float *up, float *out, int64_t n);
+
 /// Inverted dropout with a counter-based mask (dropout.c): dst[i] = src[i]·scale when element start+i of the
 /// stream `key` is kept (the top 24 bits of its hash are ≥ threshold), else 0. dst may equal src. Chunks of one
 /// stream can be processed separately and in any order.
