@@ -153,6 +153,11 @@ public struct TrainStage: Stage {
         metrics.merge(evalMetrics) { a, _ in a }
         var notes = [String(format: "%ld steps, loss %.4f → %.4f, median %.0f tokens/s, %ld trainable parameters",
                             trainer.step, first, last, median, model.adapters.parameterCount)] + evalNotes
+        if spec.quantizationOrDefault.computeDtype != .float32 {
+            // Said, not hidden: the CPU backend has no bf16/fp16 GEMM path yet (no AVX512-BF16 on the machines it
+            // was measured on); the dtype still goes into the prepared model's quantization_config for transformers.
+            notes.append("quantization.compute_dtype \(spec.quantizationOrDefault.computeDtype.rawValue): the CPU backend computes in float32")
+        }
         if let budget = t.pagedOptimizerBudgetMB {
             let stateMB = Double(2 * 4 * model.adapters.parameterCount) / 1_048_576
             metrics["optimizer_page_evictions"] = Double(trainer.optimizer.pageEvictions)
