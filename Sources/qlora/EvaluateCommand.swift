@@ -16,23 +16,13 @@ struct EvaluateCommand: ParsableCommand {
             PEFT directory.
             """)
 
-    @Option(help: "An HF model directory (fp32/bf16/f16 or prepared 4-bit) or a .gguf file.")
-    var model: String
-
-    @Option(help: "Tokenizer (tokenizer.json, model directory or .gguf); default: the model's own.")
-    var tokenizer: String?
-
-    @Option(help: "A LoRA adapter: a qlora package archive or a PEFT adapter directory.")
-    var adapter: String?
+    @OptionGroup var options: ModelOptions
 
     @Option(help: "The task file.")
     var task: String
 
     @Option(help: "Score only the first N questions.")
     var limit: Int?
-
-    @Option(help: "Compute threads (default: all cores).")
-    var threads: Int?
 
     @Flag(help: "Print JSON.")
     var json = false
@@ -43,11 +33,11 @@ struct EvaluateCommand: ParsableCommand {
             printError("error: \(error)")
             throw ExitCode(2)
         }
-        let base = try loadModel(model, threads: threads, tokenizer: tokenizer)
+        let base = try loadModel(options.model, threads: options.threads, tokenizer: options.tokenizer)
         var rows: [(name: String, result: TaskAccuracy.Result)] = []
         let started = Date()
         rows.append(("base", TaskAccuracy.evaluate(base.model, tokenizer: base.tokenizer, questions: questions)))
-        if let adapter {
+        if let adapter = options.adapter {
             let opened = try openAdapter(adapter)
             defer { opened.close() }
             let adapted: LlamaModel

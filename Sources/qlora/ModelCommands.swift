@@ -42,19 +42,27 @@ func promptIDs(_ loaded: LoadedModel, prompt: String, chat: Bool) throws -> [Int
     }
 }
 
-/// Options `generate` and `logits` share.
-struct ModelPromptOptions: ParsableArguments {
+/// The model to load, with its tokenizer and an optional adapter: `generate`, `logits` and `evaluate` share them.
+struct ModelOptions: ParsableArguments {
     @Option(help: "An HF model directory (fp32/bf16/f16 or prepared 4-bit) or a .gguf file.")
     var model: String
 
     @Option(help: "Tokenizer (tokenizer.json, model directory or .gguf); default: the model's own.")
     var tokenizer: String?
 
-    @Option(help: "Quantize the projections in memory after loading: nf4 or fp4 (double quant, block 64).")
-    var quantize: FourBitType?
-
     @Option(help: "A LoRA adapter: a qlora package archive (.tar.gz, .tar.zst, .zip; verified first) or a PEFT adapter directory.")
     var adapter: String?
+
+    @Option(help: "Compute threads (default: all cores).")
+    var threads: Int?
+}
+
+/// Options `generate` and `logits` share.
+struct ModelPromptOptions: ParsableArguments {
+    @OptionGroup var loading: ModelOptions
+
+    @Option(help: "Quantize the projections in memory after loading: nf4 or fp4 (double quant, block 64).")
+    var quantize: FourBitType?
 
     @Option(help: "The prompt text.")
     var prompt: String
@@ -62,8 +70,10 @@ struct ModelPromptOptions: ParsableArguments {
     @Flag(help: "Wrap the prompt as a user message in the model's chat template (with the generation prompt).")
     var chat = false
 
-    @Option(help: "Compute threads (default: all cores).")
-    var threads: Int?
+    func load() throws -> LoadedModel {
+        try loadModel(loading.model, threads: loading.threads, tokenizer: loading.tokenizer,
+                      quantize: quantize.map { FourBitOptions(type: $0) }, adapter: loading.adapter)
+    }
 }
 
 struct GenerateCommand: ParsableCommand {
@@ -92,8 +102,7 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try loadModel(options.model, threads: options.threads, tokenizer: options.tokenizer, quantize: options.quantize.map { FourBitOptions(type: $0) },
-                                   adapter: options.adapter)
+        let loaded = try options.load()
         let ids = try promptIDs(loaded, prompt: options.prompt, chat: options.chat)
         var stops = Set(loaded.model.config.eosTokenIDs)
         if let eos = loaded.tokenizer.eosTokenID { stops.insert(eos) }
@@ -132,8 +141,7 @@ struct LogitsCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let loaded = try loadModel(options.model, threads: options.threads, tokenizer: options.tokenizer, quantize: options.quantize.map { FourBitOptions(type: $0) },
-                                   adapter: options.adapter)
+        let loaded = try options.load()
         let ids = try promptIDs(loaded, prompt: options.prompt, chat: options.chat)
         guard !ids.isEmpty else {
             printError("error: the prompt encodes to no tokens")

@@ -72,9 +72,6 @@ public struct PackageStage: Stage {
         manifest.files = files.sorted { $0.path < $1.path }
         let manifestBytes = try manifest.encoded()
         try AtomicFile.write(manifestBytes, to: staging.appendingPathComponent(AdapterManifest.fileName))
-        do { _ = try AdapterVerifier.verify(directory: staging, source: "package") } catch {
-            throw StageFailure("the package would not verify: \(error)")
-        }
 
         // The archive, then proof that it unpacks and verifies.
         let archive = context.output.appendingPathComponent(archiveName)
