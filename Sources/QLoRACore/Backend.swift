@@ -105,6 +105,39 @@ public protocol Backend: Sendable {
     /// `dLogits` may alias `logits`. Max-subtracted, so stable for any finite logits.
     func crossEntropy(logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, dLogits: UnsafeMutablePointer<Float>?,
                       rows: Int, vocab: Int, gradScale: Float) -> (sum: Double, count: Int)
+
+    // MARK: The small ops around the big ones (ElementwiseOps.swift: definitions and references side by side).
+    //
+    // Every touch of element memory in a training or decode step is a backend op, so a device backend never
+    // has to bring activations or parameters back to the host between ops.
+
+    /// Embedding lookup: `out[r, :] = table[ids[r], :]` for `rows` ids, rows of width `dim`. Ids are checked
+    /// by the caller against the table's row count.
+    func embedding(_ table: UnsafePointer<Float>, ids: UnsafePointer<Int32>, _ out: UnsafeMutablePointer<Float>, rows: Int, dim: Int)
+
+    /// Backward of `embedding`: `dTable[ids[r], :] += dOut[r, :]`, rows added in increasing `r` (a repeated id
+    /// sums its rows in that fixed order).
+    func embeddingBackward(_ dOut: UnsafePointer<Float>, ids: UnsafePointer<Int32>, dTable: UnsafeMutablePointer<Float>,
+                           rows: Int, dim: Int)
+
+    /// `x[r, :] += bias` for each of `rows` rows of width `width` (Qwen2's q/k/v biases).
+    func addBias(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, width: Int)
+
+    /// `x[i] *= s` (LoRA's `alpha/r` scaling, gradient clipping).
+    func scale(_ x: UnsafeMutablePointer<Float>, by s: Float, count: Int)
+
+    /// Inverted dropout with a counter-based mask (`DropoutMask`): `dst[i] = src[i] · mask.scale` where element `i`
+    /// is kept, else 0. `dst` may equal `src`. Every backend produces the same bits.
+    func dropout(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count: Int, mask: DropoutMask)
+
+    /// One AdamW update of a tensor of `count` elements: parameters `p`, gradient `g`, moments `m` and `v`, with the
+    /// step's scalar factors (`AdamWStep.apply` is the per-element definition every backend uses).
+    func adamW(_ p: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
+               v: UnsafeMutablePointer<Float>, count: Int, step: AdamWStep)
+
+    /// `Σ x[i]²` accumulated in Double in index order (the exact same sum on every backend: a global gradient
+    /// norm must not depend on the backend's thread split).
+    func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double
 }
 
 /// Conventions shared by the loss and its callers.
@@ -120,128 +153,4 @@ public func documentStarts(_ documents: UnsafePointer<Int32>?, rows: Int) -> [In
     guard let documents, rows > 1 else { return starts }
     for t in 1..<rows { starts[t] = documents[t] == documents[t - 1] ? starts[t - 1] : t }
     return starts
-}
-
-/// Scalar definitions of every op: slow, obviously correct, and the yardstick for faster backends.
-public struct ReferenceBackend: Backend {
-    public init() {}
-
-    public func matmulTransposed(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-                                 m: Int, n: Int, k: Int, accumulate: Bool) {
-        for i in 0..<m {
-            for j in 0..<n {
-                var s: Float = 0
-                for p in 0..<k { s += a[i * k + p] * b[j * k + p] }
-                c[i * n + j] = accumulate ? c[i * n + j] + s : s
-            }
-        }
-    }
-
-    public func matmul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-                       m: Int, n: Int, k: Int, accumulate: Bool) {
-        for i in 0..<m {
-            for j in 0..<n {
-                var s: Float = 0
-                for p in 0..<k { s += a[i * k + p] * b[p * n + j] }
-                c[i * n + j] = accumulate ? c[i * n + j] + s : s
-            }
-        }
-    }
-
-    public func matmulTransposedA(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-                                  m: Int, n: Int, k: Int, accumulate: Bool) {
-        for i in 0..<m {
-            for j in 0..<n {
-                var s: Float = 0
-                for p in 0..<k { s += a[p * m + i] * b[p * n + j] }
-                c[i * n + j] = accumulate ? c[i * n + j] + s : s
-            }
-        }
-    }
-
-    public func linear(_ x: UnsafePointer<Float>, _ w: FourBitTensor, _ y: UnsafeMutablePointer<Float>, rows m: Int,
-                       accumulate: Bool) {
-        let (n, k) = w.matrixShape
-        let dense = FourBitQuantizer.dequantizeReference(w)
-        matmulTransposed(x, dense, y, m: m, n: n, k: k, accumulate: accumulate)
-    }
-
-    public func linearBackwardInput(_ dy: UnsafePointer<Float>, _ w: FourBitTensor, _ dx: UnsafeMutablePointer<Float>, rows m: Int,
-                                    accumulate: Bool) {
-        let (n, k) = w.matrixShape
-        let dense = FourBitQuantizer.dequantizeReference(w)
-        matmul(dy, dense, dx, m: m, n: k, k: n, accumulate: accumulate)
-    }
-
-    public func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                        rows: Int, dim: Int, eps: Float) {
-        for r in 0..<rows {
-            var ss: Float = 0
-            for i in 0..<dim { ss += x[r * dim + i] * x[r * dim + i] }
-            let inv = 1 / (ss / Float(dim) + eps).squareRoot()
-            for i in 0..<dim { out[r * dim + i] = weight[i] * (x[r * dim + i] * inv) }
-        }
-    }
-
-    public func rope(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, headDim: Int,
-                     cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
-        let half = headDim / 2
-        for t in 0..<rows {
-            for h in 0..<heads {
-                let base = (t * heads + h) * headDim
-                for i in 0..<half {
-                    let c = cos[t * half + i], s = sin[t * half + i]
-                    let a = x[base + i], b = x[base + i + half]
-                    x[base + i] = a * c - b * s
-                    x[base + i + half] = b * c + a * s
-                }
-            }
-        }
-    }
-
-    public func attention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-                          rows: Int, start: Int, heads: Int, kvHeads: Int, headDim: Int, scale: Float) {
-        let group = heads / kvHeads
-        let qStride = heads * headDim, kvStride = kvHeads * headDim
-        var scores = [Float](repeating: 0, count: start + rows)
-        for t in 0..<rows {
-            let visible = start + t + 1
-            for h in 0..<heads {
-                let kvh = h / group
-                var maxScore = -Float.infinity
-                for s in 0..<visible {
-                    var dot: Float = 0
-                    for d in 0..<headDim { dot += q[t * qStride + h * headDim + d] * k[s * kvStride + kvh * headDim + d] }
-                    scores[s] = dot * scale
-                    maxScore = max(maxScore, scores[s])
-                }
-                var sum: Float = 0
-                for s in 0..<visible {
-                    scores[s] = (scores[s] - maxScore).expRef
-                    sum += scores[s]
-                }
-                for d in 0..<headDim {
-                    var acc: Float = 0
-                    for s in 0..<visible { acc += scores[s] * v[s * kvStride + kvh * headDim + d] }
-                    out[t * qStride + h * headDim + d] = acc / sum
-                }
-            }
-        }
-    }
-
-    public func swiglu(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count {
-            let g = gate[i]
-            out[i] = g / (1 + (-g).expRef) * up[i]
-        }
-    }
-
-    public func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count { x[i] += y[i] }
-    }
-}
-
-extension Float {
-    /// e^x computed in Double: the reference's exponential.
-    var expRef: Float { Float(Foundation.exp(Double(self))) }
 }

@@ -50,28 +50,30 @@ extension ReferenceBackend {
         let group = heads / kvHeads
         let qStride = heads * headDim, kvStride = kvHeads * headDim
         let starts = documentStarts(documents, rows: rows)
-        var scores = [Double](repeating: 0, count: rows)
-        for t in 0..<rows {
-            for h in 0..<heads {
-                let kvh = h / group
-                var maxScore = -Double.infinity
-                for s in starts[t]...t {
-                    var dot = 0.0
-                    for d in 0..<headDim { dot += Double(q[t * qStride + h * headDim + d]) * Double(k[s * kvStride + kvh * headDim + d]) }
-                    scores[s] = dot * Double(scale)
-                    maxScore = max(maxScore, scores[s])
+        split(heads) { headRange in
+            var scores = [Double](repeating: 0, count: rows)
+            for t in 0..<rows {
+                for h in headRange {
+                    let kvh = h / group
+                    var maxScore = -Double.infinity
+                    for s in starts[t]...t {
+                        var dot = 0.0
+                        for d in 0..<headDim { dot += Double(q[t * qStride + h * headDim + d]) * Double(k[s * kvStride + kvh * headDim + d]) }
+                        scores[s] = dot * Double(scale)
+                        maxScore = max(maxScore, scores[s])
+                    }
+                    var sum = 0.0
+                    for s in starts[t]...t {
+                        scores[s] = Foundation.exp(scores[s] - maxScore)
+                        sum += scores[s]
+                    }
+                    for d in 0..<headDim {
+                        var acc = 0.0
+                        for s in starts[t]...t { acc += scores[s] * Double(v[s * kvStride + kvh * headDim + d]) }
+                        out[t * qStride + h * headDim + d] = Float(acc / sum)
+                    }
+                    logsumexp?[t * heads + h] = Float(maxScore + Foundation.log(sum))
                 }
-                var sum = 0.0
-                for s in starts[t]...t {
-                    scores[s] = Foundation.exp(scores[s] - maxScore)
-                    sum += scores[s]
-                }
-                for d in 0..<headDim {
-                    var acc = 0.0
-                    for s in starts[t]...t { acc += scores[s] * Double(v[s * kvStride + kvh * headDim + d]) }
-                    out[t * qStride + h * headDim + d] = Float(acc / sum)
-                }
-                logsumexp?[t * heads + h] = Float(maxScore + Foundation.log(sum))
             }
         }
     }
@@ -87,32 +89,35 @@ extension ReferenceBackend {
         dq.update(repeating: 0, count: rows * qStride)
         dk.update(repeating: 0, count: rows * kvStride)
         dv.update(repeating: 0, count: rows * kvStride)
-        var p = [Double](repeating: 0, count: rows), dp = p
-        for h in 0..<heads {
-            let kvh = h / group
-            for t in 0..<rows {
-                let qt = q + t * qStride + h * headDim, gt = dOut + t * qStride + h * headDim
-                let ot = out + t * qStride + h * headDim
-                var delta = 0.0
-                for d in 0..<headDim { delta += Double(gt[d]) * Double(ot[d]) }
-                let lse = Double(logsumexp[t * heads + h])
-                for s in starts[t]...t {
-                    let ks = k + s * kvStride + kvh * headDim, vs = v + s * kvStride + kvh * headDim
-                    var dot = 0.0, dov = 0.0
-                    for d in 0..<headDim {
-                        dot += Double(qt[d]) * Double(ks[d])
-                        dov += Double(gt[d]) * Double(vs[d])
+        // A kv head's gradients sum over its query heads in increasing order: threads take whole kv-head groups.
+        split(kvHeads) { kvRange in
+            var p = [Double](repeating: 0, count: rows), dp = p
+            for h in (kvRange.lowerBound * group)..<(kvRange.upperBound * group) {
+                let kvh = h / group
+                for t in 0..<rows {
+                    let qt = q + t * qStride + h * headDim, gt = dOut + t * qStride + h * headDim
+                    let ot = out + t * qStride + h * headDim
+                    var delta = 0.0
+                    for d in 0..<headDim { delta += Double(gt[d]) * Double(ot[d]) }
+                    let lse = Double(logsumexp[t * heads + h])
+                    for s in starts[t]...t {
+                        let ks = k + s * kvStride + kvh * headDim, vs = v + s * kvStride + kvh * headDim
+                        var dot = 0.0, dov = 0.0
+                        for d in 0..<headDim {
+                            dot += Double(qt[d]) * Double(ks[d])
+                            dov += Double(gt[d]) * Double(vs[d])
+                        }
+                        p[s] = Foundation.exp(dot * Double(scale) - lse)
+                        dp[s] = dov
                     }
-                    p[s] = Foundation.exp(dot * Double(scale) - lse)
-                    dp[s] = dov
-                }
-                for s in starts[t]...t {
-                    let ds = p[s] * (dp[s] - delta) * Double(scale)
-                    let ks = k + s * kvStride + kvh * headDim
-                    for d in 0..<headDim {
-                        dq[t * qStride + h * headDim + d] += Float(ds * Double(ks[d]))
-                        dk[s * kvStride + kvh * headDim + d] += Float(ds * Double(qt[d]))
-                        dv[s * kvStride + kvh * headDim + d] += Float(p[s] * Double(gt[d]))
+                    for s in starts[t]...t {
+                        let ds = p[s] * (dp[s] - delta) * Double(scale)
+                        let ks = k + s * kvStride + kvh * headDim
+                        for d in 0..<headDim {
+                            dq[t * qStride + h * headDim + d] += Float(ds * Double(ks[d]))
+                            dk[s * kvStride + kvh * headDim + d] += Float(ds * Double(qt[d]))
+                            dv[s * kvStride + kvh * headDim + d] += Float(p[s] * Double(gt[d]))
+                        }
                     }
                 }
             }

@@ -95,12 +95,8 @@ public final class LlamaModel: @unchecked Sendable {
         let h = config.hiddenSize
         precondition(tokens.allSatisfy { $0 >= 0 && $0 < config.vocabSize }, "token id out of range")
         var x = [Float](repeating: 0, count: tokens.count * h)
-        x.withUnsafeMutableBufferPointer { xb in
-            weights.embedding.withUnsafeBufferPointer { e in
-                for (i, id) in tokens.enumerated() {
-                    (xb.baseAddress! + i * h).update(from: e.baseAddress! + id * h, count: h)
-                }
-            }
+        tokens.map { Int32($0) }.withUnsafeBufferPointer { ids in
+            backend.embedding(weights.embedding, ids: ids.baseAddress!, &x, rows: tokens.count, dim: h)
         }
         return x
     }
@@ -134,11 +130,9 @@ public final class LlamaModel: @unchecked Sendable {
             project(.k, l, ws.xn, rows: t, into: &ws.k, accumulate: false)
             project(.v, l, ws.xn, rows: t, into: &ws.v, accumulate: false)
             if let bq = layer.bq, let bk = layer.bk, let bv = layer.bv {
-                for r in 0..<t {
-                    ws.q.withUnsafeMutableBufferPointer { b.add($0.baseAddress! + r * qWidth, bq, count: qWidth) }
-                    ws.k.withUnsafeMutableBufferPointer { b.add($0.baseAddress! + r * kvWidth, bk, count: kvWidth) }
-                    ws.v.withUnsafeMutableBufferPointer { b.add($0.baseAddress! + r * kvWidth, bv, count: kvWidth) }
-                }
+                b.addBias(&ws.q, bq, rows: t, width: qWidth)
+                b.addBias(&ws.k, bk, rows: t, width: kvWidth)
+                b.addBias(&ws.v, bv, rows: t, width: kvWidth)
             }
             b.rope(&ws.q, rows: t, heads: c.heads, headDim: dHead, cos: rope.cos, sin: rope.sin)
             b.rope(&ws.k, rows: t, heads: c.kvHeads, headDim: dHead, cos: rope.cos, sin: rope.sin)

@@ -4,10 +4,8 @@ import QLoRACore
 /// AdamW with 32-bit state, with PyTorch's arithmetic (`torch.optim.AdamW`, single-tensor path; spec
 /// paged-optimizers §5): decoupled decay first, then the bias-corrected Adam step.
 ///
-/// Per element, in Float with the scalar factors computed in Double and rounded once (as PyTorch wraps
-/// Python floats): `p ← p·(1 − lr·wd)`; `m ← lerp(m, g, 1 − β1)`; `v ← v·β2 + (1 − β2)·g·g`;
-/// `p ← p + (−lr/bc1)·m / (sqrt(v)/sqrt(bc2) + eps)` with `bc_i = 1 − β_i^t`. Elements are independent,
-/// so the update is deterministic however it is split.
+/// The per-element arithmetic is `AdamWStep.apply` (Sources/QLoRACore/ElementwiseOps.swift), run by the backend.
+/// Elements are independent, so the update is deterministic however it is split.
 public struct AdamW: Sendable {
     public struct Parameters: Sendable, Equatable {
         public var learningRate: Double
@@ -87,28 +85,18 @@ public struct AdamW: Sendable {
         return 0
     }
 
-    /// One update of `weights` with `gradients` (same layout). `learningRate` overrides the configured
-    /// rate for this step (schedules).
-    public mutating func update(_ weights: inout LoRAWeights, gradients: LoRAWeights, learningRate: Double? = nil) {
+    /// One update of `weights` with `gradients` (same layout) on `backend` (`Backend.adamW`, the per-element rule
+    /// `AdamWStep.apply`). `learningRate` overrides the configured rate for this step (schedules).
+    public mutating func update(_ weights: inout LoRAWeights, gradients: LoRAWeights, learningRate: Double? = nil,
+                                backend: any Backend) {
         step += 1
-        let p = parameters, lr = learningRate ?? p.learningRate
-        let t = Double(step)
-        let decay = Float(1 - lr * p.weightDecay)
-        let w1 = Float(1 - p.beta1), b2 = Float(p.beta2), w2 = Float(1 - p.beta2)
-        let stepSize = Float(-(lr / (1 - Foundation.pow(p.beta1, t))))
-        let bc2Sqrt = Float(Foundation.pow(1 - Foundation.pow(p.beta2, t), 0.5))
-        let eps = Float(p.epsilon)
+        let p = parameters
+        let factors = AdamWStep(learningRate: learningRate ?? p.learningRate, beta1: p.beta1, beta2: p.beta2,
+                                epsilon: p.epsilon, weightDecay: p.weightDecay, t: step)
         let grads = gradients.tensors
         func apply(_ values: inout [Float], _ g: [Float], _ mb: UnsafeMutableBufferPointer<Float>, _ vb: UnsafeMutableBufferPointer<Float>) {
-            for i in values.indices {
-                var x = values[i]
-                if p.weightDecay != 0 { x *= decay }
-                // torch.lerp: weight < 0.5 → self + w·(end − self), else end − (end − self)·(1 − w)
-                mb[i] = abs(w1) < 0.5 ? mb[i] + w1 * (g[i] - mb[i]) : g[i] - (g[i] - mb[i]) * (1 - w1)
-                vb[i] = vb[i] * b2 + w2 * g[i] * g[i]
-                let denom = vb[i].squareRoot() / bc2Sqrt + eps
-                x += stepSize * mb[i] / denom
-                values[i] = x
+            values.withUnsafeMutableBufferPointer { pb in
+                backend.adamW(pb.baseAddress!, gradient: g, m: mb.baseAddress!, v: vb.baseAddress!, count: pb.count, step: factors)
             }
         }
         var index = 0
@@ -137,19 +125,24 @@ public struct AdamW: Sendable {
 
 /// Global-norm clipping as PyTorch's `clip_grad_norm_` (spec paged-optimizers §6): `total = ‖(‖g_i‖₂)_i‖₂`
 /// over every tensor, `coef = min(1, maxNorm / (total + 1e-6))`, every gradient scaled by `coef` (also when
-/// it is 1). Norms are summed in Double in `tensorNames` order. Returns the pre-clip total.
+/// it is 1). Squares are summed in Double (`Backend.sumOfSquares`), tensors added in `tensorNames` order.
+/// Returns the pre-clip total.
 @discardableResult
-public func clipGradientNorm(_ gradients: inout LoRAWeights, maxNorm: Double) -> Double {
-    var squares = 0.0
-    for t in gradients.tensors {
-        var s = 0.0
-        for x in t { s += Double(x) * Double(x) }
-        squares += s
-    }
-    let total = squares.squareRoot()
+public func clipGradientNorm(_ gradients: inout LoRAWeights, maxNorm: Double, backend: any Backend) -> Double {
+    let total = gradientNorm(gradients, backend: backend)
     let coef = Float(min(1, maxNorm / (total + 1e-6)))
     gradients.forEachTensor { values in
-        for i in values.indices { values[i] *= coef }
+        values.withUnsafeMutableBufferPointer { backend.scale($0.baseAddress!, by: coef, count: $0.count) }
     }
     return total
+}
+
+/// `‖(‖g_i‖₂)_i‖₂` over every tensor: squares summed in Double per tensor (`Backend.sumOfSquares`), tensors added
+/// in `tensorNames` order.
+public func gradientNorm(_ gradients: LoRAWeights, backend: any Backend) -> Double {
+    var squares = 0.0
+    for t in gradients.tensors {
+        squares += t.withUnsafeBufferPointer { backend.sumOfSquares($0.baseAddress!, count: $0.count) }
+    }
+    return squares.squareRoot()
 }

@@ -41,12 +41,10 @@ extension LoRALlama {
         linear(.k, l, xn1, context, rows: rows, into: &k, accumulate: false, z: &z)
         linear(.v, l, xn1, context, rows: rows, into: &v, accumulate: false, z: &z)
         if let bq = block.bq, let bk = block.bk, let bv = block.bv {
-            for r in 0..<rows {
-                for i in 0..<qWidth { q[r * qWidth + i] += bq[i] }
-                for i in 0..<kvWidth {
-                    k[r * kvWidth + i] += bk[i]
-                    v[r * kvWidth + i] += bv[i]
-                }
+            timed(.elementwiseForward) {
+                b.addBias(&q, bq, rows: rows, width: qWidth)
+                b.addBias(&k, bk, rows: rows, width: kvWidth)
+                b.addBias(&v, bv, rows: rows, width: kvWidth)
             }
         }
         timed(.elementwiseForward) {
@@ -133,8 +131,16 @@ extension LoRALlama {
 
     // MARK: LoRA linear
 
-    private func dropout(_ p: Projection, _ l: Int, _ context: StepContext) -> LoRADropout? {
-        context.dropoutSeed.map { LoRADropout(probability: lora.dropout, stepSeed: $0, layer: l, projection: p) }
+    private func dropoutMask(_ p: Projection, _ l: Int, _ context: StepContext) -> DropoutMask? {
+        context.dropoutSeed.map { LoRADropout.mask(probability: lora.dropout, stepSeed: $0, layer: l, projection: p) }
+    }
+
+    /// `dropout(x)` as a new array.
+    private func dropped(_ x: [Float], _ mask: DropoutMask) -> [Float] {
+        [Float](unsafeUninitializedCapacity: x.count) { out, initialized in
+            x.withUnsafeBufferPointer { backend.dropout($0.baseAddress!, out.baseAddress!, count: $0.count, mask: mask) }
+            initialized = x.count
+        }
     }
 
     /// `y (+)= x·Wᵀ + (s·xd·Aᵀ)·Bᵀ` with `xd = dropout(x)`; keeps `s·xd·Aᵀ` in `z[p]` for the backward.
@@ -146,15 +152,14 @@ extension LoRALlama {
         }
         guard let ad = adapters.layers[l][p] else { return }
         var za = [Float](repeating: 0, count: rows * ad.rank)
-        if let drop = dropout(p, l, context) {
-            let xd = timed(.dropout) { drop.applied(to: x) }
+        if let mask = dropoutMask(p, l, context) {
+            let xd = timed(.dropout) { dropped(x, mask) }
             timed(.loraForward) { backend.matmulTransposed(xd, ad.a, &za, m: rows, n: ad.rank, k: inFeatures, accumulate: false) }
         } else {
             timed(.loraForward) { backend.matmulTransposed(x, ad.a, &za, m: rows, n: ad.rank, k: inFeatures, accumulate: false) }
         }
         timed(.loraForward) {
-            let s = lora.scaling
-            for i in za.indices { za[i] *= s }
+            backend.scale(&za, by: lora.scaling, count: za.count)
             backend.matmulTransposed(za, ad.b, &y, m: rows, n: out, k: ad.rank, accumulate: true)
         }
         z[p] = za
@@ -176,23 +181,24 @@ extension LoRALlama {
         timed(.loraBackward) {
             backend.matmulTransposedA(dy, za, &gradients.layers[l][p]!.b, m: out, n: r, k: rows, accumulate: true)
             backend.matmul(dy, ad.b, &dz, m: rows, n: r, k: out, accumulate: false)
-            let s = lora.scaling
-            for i in dz.indices { dz[i] *= s }
+            backend.scale(&dz, by: lora.scaling, count: dz.count)
         }
-        guard let drop = dropout(p, l, context) else {
+        guard let mask = dropoutMask(p, l, context) else {
             timed(.loraBackward) {
                 backend.matmulTransposedA(dz, x, &gradients.layers[l][p]!.a, m: r, n: inFeatures, k: rows, accumulate: true)
                 backend.matmul(dz, ad.a, &dx, m: rows, n: inFeatures, k: r, accumulate: true)
             }
             return
         }
-        let xd = timed(.dropout) { drop.applied(to: x) }
+        let xd = timed(.dropout) { dropped(x, mask) }
         var dxd = [Float](repeating: 0, count: rows * inFeatures)
         timed(.loraBackward) {
             backend.matmulTransposedA(dz, xd, &gradients.layers[l][p]!.a, m: r, n: inFeatures, k: rows, accumulate: true)
             backend.matmul(dz, ad.a, &dxd, m: rows, n: inFeatures, k: r, accumulate: false)
         }
-        timed(.dropout) { drop.apply(&dxd) }
+        timed(.dropout) {
+            dxd.withUnsafeMutableBufferPointer { backend.dropout($0.baseAddress!, $0.baseAddress!, count: $0.count, mask: mask) }
+        }
         timed(.loraBackward) { backend.add(&dx, dxd, count: dxd.count) }
     }
 }

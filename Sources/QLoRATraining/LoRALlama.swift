@@ -159,11 +159,10 @@ public final class LoRALlama: @unchecked Sendable {
 
     private func embed(_ tokens: [Int32]) -> [Float] {
         let h = config.hiddenSize
+        precondition(tokens.allSatisfy { $0 >= 0 && Int($0) < config.vocabSize }, "token id out of range")
         var x = [Float](repeating: 0, count: tokens.count * h)
-        for (i, id) in tokens.enumerated() {
-            precondition(id >= 0 && Int(id) < config.vocabSize, "token id \(id) out of range")
-            let row = Int(id) * h
-            for j in 0..<h { x[i * h + j] = embedding[row + j] }
+        tokens.withUnsafeBufferPointer { ids in
+            backend.embedding(embedding, ids: ids.baseAddress!, &x, rows: tokens.count, dim: h)
         }
         return x
     }

@@ -124,7 +124,7 @@ import QLoRAModel
             var grads = LoRAWeights.zeros(model.config, model.lora)
             let loss = model.lossAndGradients(batch, gradScale: 1 / Float(batch.countedTargets), into: &grads)
             losses.append(loss.sum / Double(loss.count))
-            optimizer.update(&model.adapters, gradients: grads)
+            optimizer.update(&model.adapters, gradients: grads, backend: model.backend)
         }
         let worst = zip(losses, expected).map { abs($0 - $1) }.max()!
         #expect(worst <= 1e-4, "losses \(losses) vs \(expected)")

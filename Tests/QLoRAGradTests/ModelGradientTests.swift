@@ -130,32 +130,40 @@ import QLoRAModel
         #expect(model.loss(batch).sum != a.0)
     }
 
+    /// `values` through `backend.dropout` with `mask` (into a copy, or in place).
+    private func dropped(_ values: [Float], _ mask: DropoutMask, _ backend: any Backend, inPlace: Bool = false) -> [Float] {
+        var out = values
+        if inPlace {
+            out.withUnsafeMutableBufferPointer { backend.dropout($0.baseAddress!, $0.baseAddress!, count: $0.count, mask: mask) }
+        } else {
+            values.withUnsafeBufferPointer { src in
+                out.withUnsafeMutableBufferPointer { backend.dropout(src.baseAddress!, $0.baseAddress!, count: src.count, mask: mask) }
+            }
+        }
+        return out
+    }
+
     @Test func dropoutKeepsAboutOneMinusPAndScalesKeptValues() {
-        let drop = LoRADropout(probability: 0.3, stepSeed: 5, layer: 1, projection: .up)
-        var values = [Float](repeating: 2, count: 100_000)
-        drop.apply(&values)
+        let mask = LoRADropout.mask(probability: 0.3, stepSeed: 5, layer: 1, projection: .up)
+        let values = dropped([Float](repeating: 2, count: 100_000), mask, CPUBackend(), inPlace: true)
         let kept = values.filter { $0 != 0 }
         #expect(kept.allSatisfy { abs($0 - 2 / 0.7) <= 1e-6 })
         #expect(abs(Double(kept.count) / 100_000 - 0.7) <= 0.006)  // 4 standard deviations
-        var again = [Float](repeating: 2, count: 100_000)
-        drop.apply(&again)
-        #expect(again == values)
-        var otherModule = [Float](repeating: 2, count: 100_000)
-        LoRADropout(probability: 0.3, stepSeed: 5, layer: 1, projection: .down).apply(&otherModule)
-        #expect(otherModule != values)
+        #expect(dropped([Float](repeating: 2, count: 100_000), mask, CPUBackend(), inPlace: true) == values)
+        let otherModule = LoRADropout.mask(probability: 0.3, stepSeed: 5, layer: 1, projection: .down)
+        #expect(dropped([Float](repeating: 2, count: 100_000), otherModule, CPUBackend()) != values)
     }
 
-    @Test func dropoutMasksAreTheSameOnEveryKernelPathAndUncorrelated() {
-        let drop = LoRADropout(probability: 0.05, stepSeed: 11, layer: 3, projection: .q)
+    @Test func dropoutMasksAreTheSameOnEveryBackendAndKernelPathAndUncorrelated() {
+        let mask = LoRADropout.mask(probability: 0.05, stepSeed: 11, layer: 3, projection: .q)
         let source = (0..<200_003).map { Float($0 % 97) + 1 }
         FourBitKernels.force("scalar")
-        let scalar = drop.applied(to: source)
+        let scalar = dropped(source, mask, CPUBackend())
         FourBitKernels.force(nil)
-        let fast = drop.applied(to: source)
+        let fast = dropped(source, mask, CPUBackend())
         #expect(scalar == fast)  // AVX2 (when present) and portable paths, and any chunking, give the same mask
-        var inPlace = source
-        drop.apply(&inPlace)
-        #expect(inPlace == fast)
+        #expect(dropped(source, mask, ReferenceBackend()) == fast)
+        #expect(dropped(source, mask, CPUBackend(), inPlace: true) == fast)
         let dropped = fast.map { $0 == 0 }
         let rate = Double(dropped.filter { $0 }.count) / Double(dropped.count)
         #expect(abs(rate - 0.05) < 0.002)
@@ -173,10 +181,10 @@ import QLoRAModel
         var g = LoRAWeights.zeros(c, lora)
         var opt = AdamW(.init(learningRate: 0.1, weightDecay: 0.01), for: w)
         g.layers[0][.q]!.a = [0.5]
-        opt.update(&w, gradients: g)
+        opt.update(&w, gradients: g, backend: ReferenceBackend())
         #expect(w.layers[0][.q]!.a == [0.89900005])
         g.layers[0][.q]!.a = [-0.25]
-        opt.update(&w, gradients: g)
+        opt.update(&w, gradients: g, backend: ReferenceBackend())
         #expect(abs(w.layers[0][.q]!.a[0] - 0.87146735) <= 1e-7)
     }
 
@@ -185,10 +193,10 @@ import QLoRAModel
         var g = LoRAWeights.zeros(c, LoRAConfig(rank: 1, alpha: 1, targets: [.q, .v]))
         g.layers[0][.q]!.a = [3, 0]
         g.layers[0][.v]!.b = [0, 4]
-        let total = clipGradientNorm(&g, maxNorm: 1)
+        let total = clipGradientNorm(&g, maxNorm: 1, backend: ReferenceBackend())
         #expect(total == 5)
         #expect(abs(g.layers[0][.q]!.a[0] - 0.6) <= 1e-6 && abs(g.layers[0][.v]!.b[1] - 0.8) <= 1e-6)
-        let again = clipGradientNorm(&g, maxNorm: 10)  // below the limit: unchanged
+        let again = clipGradientNorm(&g, maxNorm: 10, backend: ReferenceBackend())  // below the limit: unchanged
         #expect(abs(again - 1) <= 1e-6 && abs(g.layers[0][.q]!.a[0] - 0.6) <= 1e-6)
     }
 }
