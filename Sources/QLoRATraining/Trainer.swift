@@ -2,7 +2,6 @@ import Foundation
 import QLoRACore
 import QLoRAFormats
 import QLoRAModel
-import Synchronization
 
 /// What the trainer needs besides the model.
 public struct TrainerOptions: Sendable {
@@ -143,9 +142,6 @@ public final class Trainer {
     public private(set) var index = 0
     public private(set) var metrics: [StepMetrics] = []
 
-    /// Set by SIGINT/SIGTERM (see `installSignalHandlers`): the trainer saves a checkpoint and stops.
-    public static let stopRequested = Atomic<Bool>(false)
-
     public init(model: LoRALlama, data: TrainingData, options: TrainerOptions, checkpoints: CheckpointStore) throws {
         self.model = model
         self.data = data
@@ -156,18 +152,6 @@ public final class Trainer {
         } else {
             optimizer = AdamW(options.adam, for: model.adapters)
         }
-    }
-
-    /// Installs handlers that turn SIGINT/SIGTERM into a graceful stop (checkpoint, then return).
-    public static func installSignalHandlers() {
-        signal(SIGINT) { _ in Trainer.stopRequested.store(true, ordering: .relaxed) }
-        signal(SIGTERM) { _ in Trainer.stopRequested.store(true, ordering: .relaxed) }
-    }
-
-    /// Puts the default SIGINT/SIGTERM behaviour back (once training is over, an interrupt ends the process).
-    public static func restoreSignalHandlers() {
-        signal(SIGINT, SIG_DFL)
-        signal(SIGTERM, SIG_DFL)
     }
 
     // MARK: checkpoints
@@ -283,12 +267,18 @@ public final class Trainer {
         return out
     }
 
-    /// Runs steps until `options.maxSteps` (or a stop request); saves every `saveEvery` steps, at a stop, and
-    /// at the end. `onStep` sees each step's metrics. Returns true when all steps are done.
+    /// Runs steps until `options.maxSteps` (or until `cancellation` is requested, checked before every step); saves
+    /// every `saveEvery` steps, at a stop, and at the end. `onStep` sees each step's metrics. Returns true when all
+    /// steps are done.
     @discardableResult
-    public func run(identity: String, onStep: (StepMetrics) throws -> Void = { _ in }) throws -> Bool {
+    public func run(identity: String, cancellation: Cancellation = Cancellation(),
+                    onStep: (StepMetrics) throws -> Void = { _ in }) throws -> Bool {
+        try cancellation.polling { try steps(identity: identity, cancellation: cancellation, onStep: onStep) }
+    }
+
+    private func steps(identity: String, cancellation: Cancellation, onStep: (StepMetrics) throws -> Void) throws -> Bool {
         while step < options.maxSteps {
-            if Trainer.stopRequested.load(ordering: .relaxed) {
+            if cancellation.isRequested {
                 try save(identity: identity)
                 return false
             }
@@ -304,11 +294,11 @@ public final class Trainer {
                     lossSum += model.lossAndGradients(batch, gradScale: 1 / Float(counted), dropoutSeed: seed, into: &gradients).sum
                 }
             }
-            let norm = options.maxGradNorm > 0 ? clipGradientNorm(&gradients, maxNorm: options.maxGradNorm)
-                : gradients.tensors.reduce(0.0) { $0 + $1.reduce(0.0) { $0 + Double($1) * Double($1) } }.squareRoot()
+            let norm = options.maxGradNorm > 0 ? clipGradientNorm(&gradients, maxNorm: options.maxGradNorm, backend: model.backend)
+                : gradientNorm(gradients, backend: model.backend)
             let lr = options.schedule.learningRate(step)
             var adapters = model.adapters
-            optimizer.update(&adapters, gradients: gradients, learningRate: lr)
+            optimizer.update(&adapters, gradients: gradients, learningRate: lr, backend: model.backend)
             model.adapters = adapters
             step += 1
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9

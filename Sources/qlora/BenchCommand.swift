@@ -57,7 +57,7 @@ struct IngestBench: ParsableCommand {
             let out = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("qlora-bench-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: out) }
-            let context = StageContext(spec: spec, runDirectory: out, output: out, upstream: [:],
+            let context = try StageContext(spec: spec, runDirectory: out, output: out, upstream: [:],
                                        progress: ProgressReporter(stage: .ingest) { _ in }, logger: Logger(label: "bench"))
             let t0 = Date()
             let report = try IngestStage().run(context)

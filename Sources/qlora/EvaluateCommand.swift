@@ -33,7 +33,7 @@ struct EvaluateCommand: ParsableCommand {
             printError("error: \(error)")
             throw ExitCode(2)
         }
-        let base = try loadModel(options.model, threads: options.threads, tokenizer: options.tokenizer)
+        let base = try loadModel(options.model, backend: options.backend, threads: options.threads, tokenizer: options.tokenizer)
         var rows: [(name: String, result: TaskAccuracy.Result)] = []
         let started = Date()
         rows.append(("base", TaskAccuracy.evaluate(base.model, tokenizer: base.tokenizer, questions: questions)))

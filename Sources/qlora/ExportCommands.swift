@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import QLoRACPU
+import QLoRABackends
 import QLoRAFormats
 import QLoRAPipeline
 
@@ -54,6 +54,9 @@ struct ExportMergedCommand: ParsableCommand {
     @Option(help: "Compute threads (default: all cores).")
     var threads: Int?
 
+    @Option(help: "Backend of the fidelity check: auto, cpu or reference.")
+    var backend: BackendChoice = .auto
+
     func run() throws {
         var promptList: [String]?
         if let prompts {
@@ -72,7 +75,7 @@ struct ExportMergedCommand: ParsableCommand {
         let parameters = MergedExport.Parameters(
             model: model, adapter: opened.directory, output: URL(fileURLWithPath: out), dtype: dtype,
             tokenizer: tokenizer, prompts: promptList, fidelity: !noFidelity, force: force)
-        let backend = CPUBackend(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let backend = try Backends.make(self.backend, threads: threads).backend
         do {
             var lastPercent = -1
             let report = try MergedExport.run(parameters, backend: backend) { event in

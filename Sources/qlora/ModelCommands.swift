@@ -1,16 +1,16 @@
 import ArgumentParser
 import Foundation
-import QLoRACPU
+import QLoRABackends
 import QLoRACore
 import QLoRAFormats
 import QLoRAModel
 import QLoRATokenizer
 
 /// Loads a model for a CLI command; errors exit 2 naming the file.
-func loadModel(_ path: String, threads: Int?, tokenizer: String? = nil, quantize: FourBitOptions? = nil,
-               adapter: String? = nil) throws -> LoadedModel {
+func loadModel(_ path: String, backend choice: BackendChoice = .auto, threads: Int?, tokenizer: String? = nil,
+               quantize: FourBitOptions? = nil, adapter: String? = nil) throws -> LoadedModel {
     do {
-        let backend = CPUBackend(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let backend = try Backends.make(choice, threads: threads).backend
         var loaded = try ModelLoader.load(path: path, tokenizer: tokenizer, backend: backend)
         if let quantize {
             let m = loaded.model
@@ -55,7 +55,12 @@ struct ModelOptions: ParsableArguments {
 
     @Option(help: "Compute threads (default: all cores).")
     var threads: Int?
+
+    @Option(help: "Backend: auto, cpu or reference (the scalar definitions; slow).")
+    var backend: BackendChoice = .auto
 }
+
+extension BackendChoice: ExpressibleByArgument {}
 
 /// Options `generate` and `logits` share.
 struct ModelPromptOptions: ParsableArguments {
@@ -71,7 +76,7 @@ struct ModelPromptOptions: ParsableArguments {
     var chat = false
 
     func load() throws -> LoadedModel {
-        try loadModel(loading.model, threads: loading.threads, tokenizer: loading.tokenizer,
+        try loadModel(loading.model, backend: loading.backend, threads: loading.threads, tokenizer: loading.tokenizer,
                       quantize: quantize.map { FourBitOptions(type: $0) }, adapter: loading.adapter)
     }
 }

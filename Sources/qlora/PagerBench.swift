@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QLoRABackends
 import QLoRACore
 import QLoRAModel
 import QLoRATraining
@@ -57,13 +58,14 @@ struct PagerBench: ParsableCommand {
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
         let params = AdamW.Parameters(learningRate: 2e-4, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0)
+        let backend = try Backends.make(.cpu).backend
 
         struct Outcome { var name: String; var msPerStep: Double; var evictions: Int; var weights: LoRAWeights; var m: [[Float]]; var v: [[Float]] }
         func measure(_ name: String, _ make: () throws -> AdamW) throws -> Outcome {
             var optimizer = try make()
             var weights = initial
             let t0 = DispatchTime.now().uptimeNanoseconds
-            for g in grads { optimizer.update(&weights, gradients: g) }
+            for g in grads { optimizer.update(&weights, gradients: g, backend: backend) }
             let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6 / Double(max(1, steps))
             return Outcome(name: name, msPerStep: ms, evictions: optimizer.pageEvictions, weights: weights, m: optimizer.m, v: optimizer.v)
         }

@@ -19,6 +19,8 @@ final class ProgressRenderer: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         switch event {
+        case .backend(let selection):
+            say("backend: \(selection.summary)")
         case .cleanedUp(let names):
             say("removed leftovers of an interrupted run: \(names.joined(separator: ", "))")
         case .skipped(let stage, let reason):

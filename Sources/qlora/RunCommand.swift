@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
+import QLoRABackends
+import QLoRACore
 import QLoRAPipeline
 
 struct RunCommand: ParsableCommand {
@@ -37,6 +39,12 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "CI mode: plain progress lines, and summary.json + summary.md in the run directory (also when output is not a terminal).")
     var ci = false
 
+    @Option(help: "Backend for the train and evaluate stages: auto, cpu or reference (overrides the spec's `backend`).")
+    var backend: BackendChoice?
+
+    @Option(help: "Compute threads (default: all cores).")
+    var threads: Int?
+
     func validate() throws {
         if from != nil && only != nil { throw ValidationError("--from and --only cannot be combined") }
     }
@@ -46,7 +54,10 @@ struct RunCommand: ParsableCommand {
         let interactive = !ci && isTerminal(STDERR_FILENO) && ProcessInfo.processInfo.environment["CI"] == nil
         let renderer = ProgressRenderer(interactive: interactive)
         let options = Pipeline.Options(runDirectory: runDir, from: from, only: only, force: force,
-                                       command: CommandLine.arguments.joined(separator: " "))
+                                       command: CommandLine.arguments.joined(separator: " "), backend: backend, threads: threads,
+                                       cancellation: runCancellation)
+        installStopHandlers()
+        defer { restoreStopHandlers() }
         let started = Date()
         print("qlora run \(spec.name) → \(spec.runDirectory(override: runDir).path)")
         let result: Pipeline.Result
@@ -79,3 +90,26 @@ struct RunCommand: ParsableCommand {
 }
 
 extension StageID: ExpressibleByArgument {}
+
+/// The run's stop requests. The CLI owns the process's signals: SIGINT/SIGTERM become a request while a stage
+/// polls for one (training saves a checkpoint and stops); otherwise the signal's default action ends the process,
+/// as if no handler were installed (an interrupt is never deferred to a stage that would not notice it).
+private let runCancellation = Cancellation()
+
+private func installStopHandlers() {
+    for sig in [SIGINT, SIGTERM] {
+        signal(sig) { sig in
+            if runCancellation.acceptsRequests {
+                runCancellation.request()
+            } else {
+                signal(sig, SIG_DFL)
+                raise(sig)
+            }
+        }
+    }
+}
+
+private func restoreStopHandlers() {
+    signal(SIGINT, SIG_DFL)
+    signal(SIGTERM, SIG_DFL)
+}

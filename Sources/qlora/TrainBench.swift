@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QLoRABackends
 import QLoRACore
 import QLoRACPU
 import QLoRAModel
@@ -62,6 +63,9 @@ struct TrainBench: ParsableCommand {
     @Option(help: "Gradient checkpointing settings to run: on, off or both.")
     var checkpointing: String = "both"
 
+    @Option(help: "Our backend: auto, cpu or reference.")
+    var backend: BackendChoice = .auto
+
     @Flag(help: .hidden)
     var child = false
 
@@ -77,6 +81,7 @@ struct TrainBench: ParsableCommand {
         let loadStart = loadAverage()
         print(String(format: "train benchmark: seq %d × batch %d, %d thread(s), 1 warm-up + median of %d steps; load average %@ at start",
                      seq, batch, threads, steps, loadStart))
+        print("our backend: \(try Backends.make(backend, threads: threads).summary)")
 
         let ceiling = sgemmCeiling(threads: threads)
         print(String(format: "sgemm ceiling (2048³ through CPUBackend.matmulTransposed, median of 5): %.1f GFLOP/s", ceiling))
@@ -169,7 +174,8 @@ struct TrainBench: ParsableCommand {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
         process.arguments = ["bench", "train", "--child", "--model", model, "--seq", "\(seq)", "--batch", "\(batch)",
-                             "--steps", "\(steps)", "--threads", "\(threads)", "--checkpointing", checkpointing ? "on" : "off"]
+                             "--steps", "\(steps)", "--threads", "\(threads)", "--checkpointing", checkpointing ? "on" : "off",
+                             "--backend", backend.rawValue]
         return try runJSON(process, what: "child")
     }
 
@@ -209,7 +215,7 @@ struct TrainBench: ParsableCommand {
     // MARK: Child side
 
     private func runChild(threads: Int, checkpointing: Bool) throws {
-        let backend = CPUBackend(threads: threads)
+        let backend = try Backends.make(self.backend, threads: threads).backend
         let t0 = Date()
         let config: LlamaConfig, weights: LlamaWeights
         do {
@@ -241,9 +247,9 @@ struct TrainBench: ParsableCommand {
             var gradients = LoRAWeights.zeros(config, lora)
             let loss = network.lossAndGradients(data, gradScale: 1 / Float(counted), dropoutSeed: UInt64(step) &+ 1, into: &gradients)
             profile.measure(.optimizer) {
-                _ = clipGradientNorm(&gradients, maxNorm: 0.3)
+                _ = clipGradientNorm(&gradients, maxNorm: 0.3, backend: network.backend)
                 var adapters = network.adapters
-                optimizer.update(&adapters, gradients: gradients)
+                optimizer.update(&adapters, gradients: gradients, backend: network.backend)
                 network.adapters = adapters
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9

@@ -114,6 +114,12 @@ func temporaryDirectory() throws -> URL {
         #expect(second.stdout.contains("everything up to date"))
         let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runDir + "/summary.json"))) as! [String: Any]
         #expect(summary["status"] as? String == "succeeded")
+        #expect(summary["backend"] as? String == "cpu")
+        #expect(first.stdout.contains("backend: cpu (auto: no GPU backend in this build"), "\(first.stdout)")
+        for stage in ["train", "evaluate"] {
+            let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(runDir)/\(stage)/manifest.json"))) as! [String: Any]
+            #expect(manifest["backend"] as? String == "cpu", "\(stage)")
+        }
         let md = try String(contentsOfFile: runDir + "/summary.md", encoding: .utf8)
         #expect(md.contains("| ingest | skipped |"))
 
@@ -139,6 +145,38 @@ func temporaryDirectory() throws -> URL {
         #expect(table.stdout.contains("ingest    complete"))
         #expect(table.stdout.contains("tokenize  complete"))
         try checkPackage(runDir)
+        try checkReferenceBackend(runDir)
+    }
+
+    /// The same run on `ReferenceBackend` (the scalar definitions) through the same model code: the data stages
+    /// stay up to date (they do not compute on a backend), train, evaluate and package rerun because the backend is
+    /// part of their fingerprint, and the losses agree with the CPU backend's within 1e-4 relative.
+    func checkReferenceBackend(_ runDir: String) throws {
+        let refDir = runDir + "-reference"
+        try FileManager.default.copyItem(atPath: runDir, toPath: refDir)
+        defer { try? FileManager.default.removeItem(atPath: refDir) }
+        let run = try CLI.run(["run", "pipelines/tiny.yaml", "--run-dir", refDir, "--backend", "reference", "--ci"])
+        #expect(run.status == 0, "\(run.all)")
+        #expect(run.stdout.contains("backend: reference"), "\(run.stdout)")
+        #expect(run.stdout.contains("prepare   skipped: up to date"), "\(run.stdout)")
+        #expect(run.stdout.contains("train     running: configuration or inputs changed"), "\(run.stdout)")
+        #expect(run.stdout.contains("package   running"), "\(run.stdout)")
+        func losses(_ dir: String) throws -> [Double] {
+            try String(contentsOfFile: dir + "/train/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+                (try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["loss"] as! Double
+            }
+        }
+        func evalLosses(_ dir: String) throws -> [Double] {
+            let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/evaluate/report.json"))) as! [String: Any]
+            let eval = report["eval_loss"] as! [String: Any]
+            return ["base", "adapter"].map { (eval[$0] as! [String: Any])["loss"] as! Double }
+        }
+        let (cpu, reference) = (try losses(runDir) + evalLosses(runDir), try losses(refDir) + evalLosses(refDir))
+        #expect(cpu.count == 6 && reference.count == 6)
+        for (a, b) in zip(cpu, reference) { #expect(abs(a - b) <= 1e-4 * abs(a), "cpu \(cpu) vs reference \(reference)") }
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: refDir + "/train/manifest.json"))) as! [String: Any]
+        #expect(manifest["backend"] as? String == "reference")
+        #expect(try CLI.run(["verify", refDir + "/package/tiny.tar.gz"]).status == 0)
     }
 
     /// The package stage's archive verifies, is byte-identical when packaged again, unpacks for peft, and a

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import QLoRABackends
 @testable import QLoRAPipeline
 
 @Suite struct JobSpecTests {
@@ -43,6 +44,15 @@ import Testing
         #expect(error?.line == 5)
         #expect(error?.column == 15)
         #expect(error?.message.contains("did you mean `alpaca`?") == true)
+    }
+
+    @Test func backendIsAutoByDefaultAndOneOfTheKnownBackends() throws {
+        #expect(try JobSpec.parse(yaml: "name: x\n", file: "s.yaml").backend == .auto)
+        #expect(try JobSpec.parse(yaml: "name: x\nbackend: reference\n", file: "s.yaml").backend == .reference)
+        #expect(try JobSpec.parse(yaml: "name: x\n", file: "s.yaml").normalizedYAML().contains("backend: auto\n"))
+        let error = #expect(throws: SpecError.self) { try JobSpec.parse(yaml: "name: x\nbackend: refrence\n", file: "s.yaml") }
+        #expect(error?.keyPath == "backend")
+        #expect(error?.message.contains("did you mean `reference`?") == true)
     }
 
     @Test func wrongTypeIsLocated() throws {

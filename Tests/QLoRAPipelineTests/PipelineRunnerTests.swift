@@ -132,14 +132,18 @@ import Testing
         try withTemporaryDirectory { dir in
             let spec = try setUp(dir)
             let input = StageManifest.Input(path: "x", sha256: "aa", size: 1)
-            let a = try Pipeline.fingerprint(stage: IngestStage(), spec: spec, inputs: [input], upstream: [])
+            let a = try Pipeline.fingerprint(stage: IngestStage(), spec: spec, inputs: [input], upstream: [], backend: nil)
             var other = input
             other.sha256 = "bb"
-            #expect(try Pipeline.fingerprint(stage: IngestStage(), spec: spec, inputs: [other], upstream: []) != a)
-            #expect(try Pipeline.fingerprint(stage: IngestStage(), spec: spec, inputs: [input], upstream: ["u"]) != a)
+            #expect(try Pipeline.fingerprint(stage: IngestStage(), spec: spec, inputs: [other], upstream: [], backend: nil) != a)
+            #expect(try Pipeline.fingerprint(stage: IngestStage(), spec: spec, inputs: [input], upstream: ["u"], backend: nil) != a)
             var edited = spec
             edited.dataset?.dedupe = false
-            #expect(try Pipeline.fingerprint(stage: IngestStage(), spec: edited, inputs: [input], upstream: []) != a)
+            #expect(try Pipeline.fingerprint(stage: IngestStage(), spec: edited, inputs: [input], upstream: [], backend: nil) != a)
+            // A stage that computes on a backend is fingerprinted with the backend that ran.
+            let cpu = try Pipeline.fingerprint(stage: TrainStage(), spec: spec, inputs: [], upstream: [], backend: "cpu")
+            #expect(try Pipeline.fingerprint(stage: TrainStage(), spec: spec, inputs: [], upstream: [], backend: "reference") != cpu)
+            #expect(TrainStage().usesBackend && EvaluateStage().usesBackend && !IngestStage().usesBackend && !PrepareStage().usesBackend)
         }
     }
 

@@ -1,5 +1,4 @@
 import Foundation
-import QLoRACPU
 import QLoRAFormats
 import QLoRAModel
 import QLoRATokenizer
@@ -20,6 +19,7 @@ import QLoRATokenizer
 public struct EvaluateStage: Stage {
     public let id = StageID.evaluate
     public let formatVersion = 1
+    public let usesBackend = true
 
     public init() {}
 
@@ -42,7 +42,7 @@ public struct EvaluateStage: Stage {
             throw StageFailure("the evaluate stage needs the tokenize, prepare and train stages")
         }
         let started = Date()
-        let backend = CPUBackend()
+        let backend = context.backend.backend
         context.progress.start("loading the model and the adapter", total: nil, unit: .items)
         let base: LlamaModel, adapted: LlamaModel, tokenizer: Tokenizer
         do { base = try ModelLoader.loadModel(path: prepare.appendingPathComponent("model").path, backend: backend) } catch {

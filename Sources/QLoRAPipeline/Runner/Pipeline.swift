@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import QLoRABackends
+import QLoRACore
 import QLoRAFormats
 
 /// Runs a job spec's stages in order, skipping those that are up to date.
@@ -18,18 +20,30 @@ public enum Pipeline {
         public var force: Bool
         /// The command line, recorded in the lock file so a second run can name the holder.
         public var command: String
+        /// Overrides the spec's `backend:` (`--backend`).
+        public var backend: BackendChoice?
+        /// Worker threads of the backend (default: every core).
+        public var threads: Int?
+        /// Stop requests for the stages that poll (training); the caller owns the signals that set it.
+        public var cancellation: Cancellation
 
         public init(runDirectory: String? = nil, from: StageID? = nil, only: StageID? = nil, force: Bool = false,
-                    command: String = "qlora run") {
+                    command: String = "qlora run", backend: BackendChoice? = nil, threads: Int? = nil,
+                    cancellation: Cancellation = Cancellation()) {
             self.runDirectory = runDirectory
             self.from = from
             self.only = only
             self.force = force
             self.command = command
+            self.backend = backend
+            self.threads = threads
+            self.cancellation = cancellation
         }
     }
 
     public enum Event: Sendable {
+        /// The backend chosen for the run (before the first stage).
+        case backend(BackendSelection)
         case cleanedUp([String])
         case skipped(StageID, reason: String)
         case started(StageID, reason: String)
@@ -50,6 +64,8 @@ public enum Pipeline {
 
     public struct Result: Sendable {
         public var runDirectory: URL
+        /// The backend the computing stages ran (or would run) on, e.g. "cpu".
+        public var backend: String
         public var stages: [StageResult]
         public var failure: String?
         public var succeeded: Bool { failure == nil }
@@ -72,6 +88,9 @@ public enum Pipeline {
         }
         let missing = spec.missingInputs()
         if !missing.isEmpty { throw SpecErrors(missing) }
+
+        let selection = try Backends.make(options.backend ?? spec.backend, threads: options.threads)
+        observer(.backend(selection))
 
         let run = RunDirectory(url: spec.runDirectory(override: options.runDirectory))
         try run.create()
@@ -108,7 +127,8 @@ public enum Pipeline {
                 upstream[dep.rawValue] = StageManifest.Upstream(fingerprint: fp, outputsDigest: m.outputsDigest)
             }
             let fingerprint = try Self.fingerprint(stage: impl, spec: spec, inputs: inputs,
-                                                   upstream: dependencies.map { fingerprints[$0] ?? "" })
+                                                   upstream: dependencies.map { fingerprints[$0] ?? "" },
+                                                   backend: impl.usesBackend ? selection.name : nil)
             fingerprints[stage] = fingerprint
 
             let selected = options.only == nil || options.only == stage
@@ -138,10 +158,11 @@ public enum Pipeline {
             let started = Date()
             do {
                 let tmp = try run.makeTemporaryStageDirectory(stage)
-                let context = StageContext(
+                let context = try StageContext(
                     spec: spec, runDirectory: run.url, output: tmp,
                     upstream: Dictionary(uniqueKeysWithValues: dependencies.map { ($0, run.stageURL($0)) }),
-                    progress: ProgressReporter(stage: stage) { observer(.progress($0)) }, logger: logger)
+                    progress: ProgressReporter(stage: stage) { observer(.progress($0)) }, logger: logger, backend: selection,
+                    cancellation: options.cancellation)
                 let report = try impl.run(context)
                 let finished = Date()
                 let manifest = StageManifest(
@@ -149,7 +170,8 @@ public enum Pipeline {
                     formatVersion: impl.formatVersion, toolVersion: ToolInfo.version, inputs: inputs,
                     upstream: upstream, outputs: try StageManifest.collectOutputs(in: tmp),
                     startedAt: started.iso8601, finishedAt: finished.iso8601,
-                    durationSeconds: finished.timeIntervalSince(started), metrics: report.metrics, notes: report.notes)
+                    durationSeconds: finished.timeIntervalSince(started), metrics: report.metrics, notes: report.notes,
+                    backend: impl.usesBackend ? selection.name : nil)
                 try AtomicFile.write(try manifest.encoded(), to: tmp.appendingPathComponent("manifest.json"))
                 try run.commit(stage, from: tmp)
                 rerun.insert(stage)
@@ -168,14 +190,16 @@ public enum Pipeline {
                 _ = try? run.removeStaleTemporaries()
             }
         }
-        return Result(runDirectory: run.url, stages: results, failure: failure)
+        return Result(runDirectory: run.url, backend: selection.name, stages: results, failure: failure)
     }
 
-    /// SHA-256 over the stage identity, its format version, its configuration, its upstream fingerprints
-    /// and the content hashes of its input files.
-    static func fingerprint(stage: any Stage, spec: JobSpec, inputs: [StageManifest.Input], upstream: [String]) throws -> String {
+    /// SHA-256 over the stage identity, its format version, its configuration, the backend it computes on (if
+    /// it does), its upstream fingerprints and the content hashes of its input files.
+    static func fingerprint(stage: any Stage, spec: JobSpec, inputs: [StageManifest.Input], upstream: [String],
+                            backend: String?) throws -> String {
         var text = "qlora-stage-fingerprint 1\nstage \(stage.id.rawValue)\nformat \(stage.formatVersion)\n"
         text += "config " + String(decoding: try stage.configuration(of: spec), as: UTF8.self) + "\n"
+        if let backend { text += "backend \(backend)\n" }
         for fp in upstream { text += "upstream \(fp)\n" }
         for (i, input) in inputs.enumerated() { text += "input \(i) \(input.sha256) \(input.size)\n" }
         return FileDigest.of(data: Data(text.utf8)).sha256

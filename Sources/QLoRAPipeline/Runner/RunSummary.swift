@@ -25,15 +25,16 @@ public enum RunSummary {
             var failure: String?
             var totalSeconds: Double
             var toolVersion: String
+            var backend: String
             var stages: [StageEntry]
             enum CodingKeys: String, CodingKey {
                 case name, runDirectory = "run_directory", status, failure, totalSeconds = "total_seconds"
-                case toolVersion = "tool_version", stages
+                case toolVersion = "tool_version", backend, stages
             }
         }
         let summary = Summary(
             name: spec.name, runDirectory: result.runDirectory.path, status: result.succeeded ? "succeeded" : "failed",
-            failure: result.failure, totalSeconds: totalSeconds, toolVersion: ToolInfo.version,
+            failure: result.failure, totalSeconds: totalSeconds, toolVersion: ToolInfo.version, backend: result.backend,
             stages: result.stages.map {
                 StageEntry(stage: $0.stage.rawValue, state: $0.state.rawValue, reason: $0.reason,
                            durationSeconds: $0.durationSeconds, metrics: $0.metrics, notes: $0.notes)
@@ -54,7 +55,8 @@ public enum RunSummary {
         }
         let notes = result.stages.flatMap { s in s.notes.map { "- **\(s.stage.rawValue)**: \($0)" } }
         if !notes.isEmpty { md += "\n" + notes.joined(separator: "\n") + "\n" }
-        md += "\nRun directory: `\(result.runDirectory.path)`, total \(formatDuration(totalSeconds)), qlora \(ToolInfo.version).\n"
+        md += "\nRun directory: `\(result.runDirectory.path)`, total \(formatDuration(totalSeconds)), backend \(result.backend), "
+            + "qlora \(ToolInfo.version).\n"
         let url = result.runDirectory.appendingPathComponent("summary.md")
         try AtomicFile.write(md, to: url)
         return url

@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import QLoRABackends
+import QLoRACore
 import QLoRAFormats
 
 /// One step of the pipeline. A stage reads its spec section, upstream artifacts and input files, and
@@ -13,7 +15,14 @@ public protocol Stage: Sendable {
     func configuration(of spec: JobSpec) throws -> Data
     /// Files outside the run directory whose content the stage reads (hashed into the fingerprint).
     func inputFiles(of spec: JobSpec) -> [URL]
+    /// Whether the stage computes on `context.backend`: the backend that ran is then part of its fingerprint
+    /// and manifest (results differ between backends in the last bits).
+    var usesBackend: Bool { get }
     func run(_ context: StageContext) throws -> StageReport
+}
+
+extension Stage {
+    public var usesBackend: Bool { false }
 }
 
 public struct StageContext: Sendable {
@@ -25,15 +34,22 @@ public struct StageContext: Sendable {
     public var upstream: [StageID: URL]
     public var progress: ProgressReporter
     public var logger: Logger
+    /// The backend the run computes on (chosen once per run by `Pipeline.run`).
+    public var backend: BackendSelection
+    /// Stop requests (SIGINT/SIGTERM, turned into requests by the CLI): a stage that polls it stops at a safe point.
+    public var cancellation: Cancellation
 
+    /// `backend` nil: the spec's choice.
     public init(spec: JobSpec, runDirectory: URL, output: URL, upstream: [StageID: URL], progress: ProgressReporter,
-                logger: Logger) {
+                logger: Logger, backend: BackendSelection? = nil, cancellation: Cancellation = Cancellation()) throws {
         self.spec = spec
         self.runDirectory = runDirectory
         self.output = output
         self.upstream = upstream
         self.progress = progress
         self.logger = logger
+        self.backend = try backend ?? Backends.make(spec.backend)
+        self.cancellation = cancellation
     }
 }
 

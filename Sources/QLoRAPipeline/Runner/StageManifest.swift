@@ -37,13 +37,15 @@ public struct StageManifest: Codable, Sendable {
     public var durationSeconds: Double
     public var metrics: [String: Double]
     public var notes: [String]
+    /// The backend the stage computed on (`cpu`, `reference`), for stages that compute; absent otherwise.
+    public var backend: String?
 
     public static let completeState = "complete"
 
     enum CodingKeys: String, CodingKey {
         case stage, state, fingerprint, formatVersion = "format_version", toolVersion = "tool_version", inputs
         case upstream, outputs, startedAt = "started_at", finishedAt = "finished_at"
-        case durationSeconds = "duration_seconds", metrics, notes
+        case durationSeconds = "duration_seconds", metrics, notes, backend
     }
 
     /// Digest over the output records, so downstream stages can pin exactly what they consumed.

@@ -1,4 +1,5 @@
 import Foundation
+import QLoRABackends
 import Yams
 
 /// A fine-tuning job as written by the user in YAML (snake_case keys, PEFT/torchtune vocabulary).
@@ -12,6 +13,9 @@ public struct JobSpec: Codable, Sendable {
     public var runDir: String?
     /// Seed for every random draw of the run (dropout, data order, initialization).
     public var seed: Int
+    /// Which backend computes the train and evaluate stages (`auto`: the best available; `qlora run
+    /// --backend` overrides it). The backend that ran is recorded in those stages' manifests and fingerprints.
+    public var backend: BackendChoice = .auto
     public var dataset: DatasetSection?
     public var tokenizer: TokenizerSection?
     public var model: ModelSection?
@@ -28,7 +32,7 @@ public struct JobSpec: Codable, Sendable {
     var marks: [String: Mark] = [:]
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, runDir = "run_dir", seed, dataset, tokenizer, model, quantization, lora, training
+        case name, runDir = "run_dir", seed, backend, dataset, tokenizer, model, quantization, lora, training
         case evaluation, package
     }
 
@@ -60,6 +64,7 @@ extension JobSpec {
         name = try c.decode(String.self, forKey: .name)
         runDir = try c.decodeIfPresent(String.self, forKey: .runDir)
         seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? 42
+        backend = try c.decodeIfPresent(BackendChoice.self, forKey: .backend) ?? .auto
         dataset = try c.decodeIfPresent(DatasetSection.self, forKey: .dataset)
         tokenizer = try c.decodeIfPresent(TokenizerSection.self, forKey: .tokenizer)
         model = try c.decodeIfPresent(ModelSection.self, forKey: .model)
@@ -143,3 +148,5 @@ extension SpecError {
         }
     }
 }
+
+extension BackendChoice: SpecEnum {}

@@ -1,7 +1,6 @@
 import Crypto
 import Foundation
 import QLoRACore
-import QLoRACPU
 import QLoRAFormats
 import QLoRAModel
 import QLoRATraining
@@ -21,6 +20,7 @@ import QLoRATraining
 public struct TrainStage: Stage {
     public let id = StageID.train
     public let formatVersion = 1
+    public let usesBackend = true
 
     public init() {}
 
@@ -45,7 +45,7 @@ public struct TrainStage: Stage {
         if t.optimizer == .adamW8bit { throw StageFailure("training.optimizer adamw_8bit is not implemented yet; use paged_adamw_32bit or adamw_32bit") }
         let targets = loraSection.targetModules.compactMap { Projection(rawValue: $0) }
 
-        let backend = CPUBackend()
+        let backend = context.backend.backend
         let base: LlamaModel
         do { base = try ModelLoader.loadModel(path: prepare.appendingPathComponent("model").path, backend: backend) } catch {
             throw StageFailure("cannot load the prepared model: \(error)")
@@ -102,7 +102,6 @@ public struct TrainStage: Stage {
                                   checkpoints: CheckpointStore(directory: stateDir, keep: t.keepCheckpoints))
         let identity = try self.identity(context)
         for note in try trainer.resume(identity: identity) { context.logger.notice("\(note)") }
-        Trainer.installSignalHandlers()
 
         let metricsURL = context.output.appendingPathComponent("metrics.jsonl")
         let metricsFile = try BufferedFileWriter(path: metricsURL.path)
@@ -110,14 +109,12 @@ public struct TrainStage: Stage {
         context.progress.start("training \(lora.targets.count) projections × \(base.config.layers) layers, rank \(lora.rank)",
                                total: Int64(maxSteps), unit: .steps)
         if trainer.step > 0 { context.progress.resume(at: Int64(trainer.step)) }
-        defer { Trainer.restoreSignalHandlers() }
-        let finished = try trainer.run(identity: identity) { m in
+        let finished = try trainer.run(identity: identity, cancellation: context.cancellation) { m in
             try metricsFile.write(Array((m.jsonLine + "\n").utf8))
             try metricsFile.flush()  // one line per step, readable while training runs
             context.progress.update(Int64(m.step), detail: String(format: "loss %.4f, %.0f tokens/s", m.loss, m.tokensPerSecond))
         }
         try metricsFile.close()
-        Trainer.restoreSignalHandlers()
         guard finished else {
             throw StageFailure("interrupted at step \(trainer.step) of \(maxSteps); a checkpoint was saved in \(stateDir.path): run again to resume")
         }

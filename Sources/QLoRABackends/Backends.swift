@@ -1,0 +1,62 @@
+import Foundation
+import QLoRACore
+import QLoRACPU
+
+/// Which backend computes: the spec's top-level `backend:` key and every computing command's `--backend`.
+public enum BackendChoice: String, CaseIterable, Codable, Sendable {
+    /// The best backend available on this machine (today: `cpu`).
+    case auto
+    /// `CPUBackend`: OpenBLAS sgemm plus the SIMD, threaded kernels of Sources/CQLoRAKernels.
+    case cpu
+    /// `ReferenceBackend`: the scalar definition of every op; slow, for checking the others.
+    case reference
+}
+
+/// A backend chosen for a run, with what to tell the user and record in manifests.
+public struct BackendSelection: Sendable {
+    public let backend: any Backend
+    /// The backend that runs: `cpu` or `reference` (never `auto`).
+    public let name: String
+    /// What was asked for.
+    public let choice: BackendChoice
+    /// Why this backend, for `auto` (e.g. "no GPU backend in this build"); empty when chosen explicitly.
+    public let reason: String
+    /// One line about the backend (threads, GEMM kernel).
+    public let details: String
+
+    /// "cpu (auto: …; 2 threads)".
+    public var summary: String {
+        var s = name
+        var extra: [String] = []
+        if choice == .auto { extra.append("auto" + (reason.isEmpty ? "" : ": \(reason)")) }
+        if !details.isEmpty { extra.append(details) }
+        if !extra.isEmpty { s += " (" + extra.joined(separator: "; ") + ")" }
+        return s
+    }
+}
+
+/// The one place that knows every backend: makes the one a choice names, and lists those available (the
+/// conformance suites run on each). A new backend adds its module to Package.swift and a case here.
+public enum Backends {
+    /// The backend for `choice`, with `threads` worker threads (default: every core).
+    public static func make(_ choice: BackendChoice, threads: Int? = nil) throws -> BackendSelection {
+        let threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        switch choice {
+        case .auto:
+            let cpu = try make(.cpu, threads: threads)
+            return BackendSelection(backend: cpu.backend, name: cpu.name, choice: .auto,
+                                    reason: "no GPU backend in this build", details: cpu.details)
+        case .cpu:
+            return BackendSelection(backend: CPUBackend(threads: threads), name: "cpu", choice: .cpu, reason: "",
+                                    details: "\(threads) thread\(threads == 1 ? "" : "s")")
+        case .reference:
+            return BackendSelection(backend: ReferenceBackend(threads: threads), name: "reference", choice: .reference, reason: "",
+                                    details: "scalar definitions, \(threads) thread\(threads == 1 ? "" : "s")")
+        }
+    }
+
+    /// Every backend this machine can run, by name (for conformance tests and `qlora devices`).
+    public static func available(threads: Int? = nil) -> [BackendSelection] {
+        [BackendChoice.cpu, .reference].compactMap { try? make($0, threads: threads) }
+    }
+}
