@@ -1,12 +1,13 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// Module graph (dependencies point down only), see ../shared/DESIGN.md §2:
-//   qlora (CLI) ─► QLoRAPipeline ─┬─► QLoRAModel ─┬─► QLoRACPU ─► COpenBLAS (system OpenBLAS)
-//                                 │               └─► QLoRATokenizer ─► QLoRAFormats ─► QLoRACore
-//                                 └─► QLoRAFormats ─► CArchive (system libarchive), CZlib
-//   QLoRATraining ─► QLoRAModel, QLoRACPU, QLoRACore
-// Later issues add QLoRACUDA.
+// Module graph: each target lists exactly the modules it imports (Tests/QLoRACLITests/ArchitectureTests.swift
+// checks it); docs/ARCHITECTURE.md describes what each owns.
+//   qlora (CLI) ─► QLoRAPipeline ─┬─► QLoRABackends ─► QLoRACPU ─► COpenBLAS (system OpenBLAS), CQLoRAKernels
+//                                 ├─► QLoRATraining ─► QLoRAModel ─► QLoRATokenizer ─► QLoRAFormats ─► QLoRACore
+//                                 └─► QLoRAFormats ─► CArchive (system libarchive), CZlib, Crypto
+// QLoRAModel and QLoRATraining compute only through the `Backend` protocol (QLoRACore); the factory in
+// QLoRABackends is the one place that knows every backend.
 let package = Package(
     name: "qlora",
     platforms: [.macOS(.v14)],
@@ -28,31 +29,32 @@ let package = Package(
         .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("openblas")]),
         .target(name: "CQLoRAKernels"),
         .target(name: "QLoRACPU", dependencies: ["QLoRACore", "COpenBLAS", "CQLoRAKernels"]),
-        .target(name: "QLoRAModel", dependencies: ["QLoRACore", "QLoRACPU", "QLoRAFormats", "QLoRATokenizer"]),
-        .target(name: "QLoRATraining", dependencies: ["QLoRAModel", "QLoRACore", "QLoRACPU", "QLoRAFormats", "CQLoRAKernels"]),
+        .target(name: "QLoRABackends", dependencies: ["QLoRACore", "QLoRACPU"]),
+        .target(name: "QLoRAModel", dependencies: ["QLoRACore", "QLoRAFormats", "QLoRATokenizer"]),
+        .target(name: "QLoRATraining", dependencies: ["QLoRAModel", "QLoRACore", "QLoRAFormats"]),
         .target(name: "QLoRAFormats", dependencies: [
             "QLoRACore", "CZlib", "CArchive",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .target(name: "QLoRATokenizer", dependencies: ["QLoRACore", "QLoRAFormats"]),
+        .target(name: "QLoRATokenizer", dependencies: ["QLoRAFormats"]),
         .target(name: "QLoRAPipeline", dependencies: [
-            "QLoRACore", "QLoRAFormats", "QLoRATokenizer", "QLoRAModel", "QLoRATraining", "QLoRACPU",
+            "QLoRACore", "QLoRAFormats", "QLoRATokenizer", "QLoRAModel", "QLoRATraining", "QLoRABackends",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "qlora", dependencies: [
-            "QLoRAPipeline", "QLoRAFormats", "QLoRACore", "QLoRATokenizer", "QLoRAModel", "QLoRACPU", "QLoRATraining",
+            "QLoRAPipeline", "QLoRAFormats", "QLoRACore", "QLoRATokenizer", "QLoRAModel", "QLoRACPU", "QLoRATraining", "QLoRABackends",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "QLoRAFormatsTests", dependencies: ["QLoRAFormats", "CArchive"], exclude: ["Fixtures"]),
         .testTarget(name: "QLoRATokenizerTests", dependencies: ["QLoRATokenizer", "QLoRAFormats"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "QLoRAPipelineTests", dependencies: ["QLoRAPipeline", "QLoRAFormats", "QLoRATokenizer", "CZlib"],
+        .testTarget(name: "QLoRAPipelineTests", dependencies: ["QLoRAPipeline", "QLoRAFormats", "QLoRATokenizer", "QLoRABackends", "CZlib"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "QLoRACLITests", dependencies: ["QLoRAFormats"]),
-        .testTarget(name: "QLoRACPUTests", dependencies: ["QLoRACPU", "QLoRACore"]),
+        .testTarget(name: "QLoRACPUTests", dependencies: ["QLoRACPU", "QLoRACore", "QLoRABackends"]),
         .testTarget(name: "QLoRACoreTests", dependencies: ["QLoRACore", "QLoRACPU", "QLoRAFormats"], exclude: ["Fixtures"]),
         .testTarget(name: "QLoRATrainingTests", dependencies: ["QLoRATraining", "QLoRAFormats", "QLoRAModel", "QLoRACore"]),
         .testTarget(name: "QLoRAGradTests", dependencies: ["QLoRATraining", "QLoRAModel", "QLoRACore", "QLoRACPU", "QLoRAFormats"],
