@@ -36,7 +36,7 @@ let package = Package(
             "QLoRACore", "CZlib", "CArchive",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .target(name: "QLoRATokenizer", dependencies: ["QLoRAFormats"]),
+        .target(name: "QLoRATokenizer", dependencies: ["QLoRACore", "QLoRAFormats"]),
         .target(name: "QLoRAPipeline", dependencies: [
             "QLoRACore", "QLoRAFormats", "QLoRATokenizer", "QLoRAModel", "QLoRATraining", "QLoRABackends",
             .product(name: "Yams", package: "Yams"),

@@ -1,5 +1,6 @@
 import CQLoRAKernels
 import Foundation
+import QLoRACore
 
 /// Small building blocks of the CPU kernels: fixed-order SIMD reductions and a deterministic parallel loop.
 /// (The exp-heavy row kernels are C, in CQLoRAKernels' train_kernels.c.)
@@ -56,28 +57,11 @@ enum CPUKernels {
         return m
     }
 
-    /// Runs `body` over `0 ..< count` cut into chunks of `chunk` items, on up to `threads` threads. Chunk
-    /// boundaries depend only on `count` and `chunk`, so a body that writes per-chunk results is
-    /// deterministic for any thread count; small jobs (one chunk or one thread) run inline.
+    /// `Parallel.forEachChunk` (QLoRACore) under the name the CPU kernels call it by: `body` over `0 ..< count`
+    /// in chunks of `chunk` items on up to `threads` threads, chunk boundaries independent of the thread count.
+    @inline(__always)
     static func parallelChunks(_ count: Int, chunk: Int, threads: Int, _ body: (Range<Int>) -> Void) {
-        guard count > 0 else { return }
-        let chunks = (count + chunk - 1) / chunk
-        let workers = min(threads, chunks)
-        if workers <= 1 {
-            for c in 0..<chunks { body((c * chunk)..<min(count, (c + 1) * chunk)) }
-            return
-        }
-        // The body runs on several threads at once; callers guarantee that the chunks touch disjoint memory.
-        withoutActuallyEscaping(body) { body in
-            let task = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                var c = w
-                while c < chunks {
-                    task.value((c * chunk)..<min(count, (c + 1) * chunk))
-                    c += workers
-                }
-            }
-        }
+        Parallel.forEachChunk(count, chunk: chunk, threads: threads, body)
     }
 }
 

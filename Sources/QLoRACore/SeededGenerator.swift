@@ -32,3 +32,17 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable, Codab
 
     private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 }
+
+extension SeededGenerator {
+    /// Shuffles `items` in place: Fisher-Yates from the last position down, position `i` swapped with
+    /// `next() % (i + 1)`. Used for every seeded order in qlora (training data order, length grouping); the
+    /// exact draws are part of the format of resumable runs, so this must not change. (Swift's own
+    /// `shuffle(using:)` is not guaranteed to stay the same across Swift versions.)
+    public mutating func shuffle<T>(_ items: inout [T]) {
+        guard items.count > 1 else { return }
+        for i in stride(from: items.count - 1, to: 0, by: -1) {
+            let j = Int(next() % UInt64(i + 1))
+            items.swapAt(i, j)
+        }
+    }
+}

@@ -30,7 +30,7 @@ public final class LlamaModel: @unchecked Sendable {
     public let weights: LlamaWeights
     public let backend: any Backend
     /// LoRA deltas applied on top of `weights` (nil: the base model).
-    public let adapter: LlamaAdapter?
+    public let adapter: PEFTAdapter?
     private let inverseFrequencies: [Float]
 
     public init(config: LlamaConfig, weights: LlamaWeights, backend: any Backend) {
@@ -41,7 +41,7 @@ public final class LlamaModel: @unchecked Sendable {
         inverseFrequencies = config.inverseFrequencies.map { Float($0) }
     }
 
-    private init(_ base: LlamaModel, adapter: LlamaAdapter?) {
+    private init(_ base: LlamaModel, adapter: PEFTAdapter?) {
         config = base.config
         weights = base.weights
         backend = base.backend
@@ -51,15 +51,15 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// This model's weights with `adapter` applied (nil: the base model again). The weights are shared, not
     /// copied. Throws when the adapter's layers or shapes do not fit the model.
-    public func withAdapter(_ adapter: LlamaAdapter?) throws -> LlamaModel {
-        try adapter?.validate(for: config)
+    public func withAdapter(_ adapter: PEFTAdapter?) throws -> LlamaModel {
+        if let adapter { try adapter.weights.validate(for: config, source: adapter.source) }
         return LlamaModel(self, adapter: adapter)
     }
 
     /// This model with the PEFT adapter in `directory` (`adapter_config.json` + `adapter_model.safetensors`,
-    /// see `AdapterLoader`).
+    /// see `PEFTAdapter`).
     public func withAdapter(directory: String) throws -> LlamaModel {
-        try withAdapter(AdapterLoader.load(directory: directory, config: config))
+        try withAdapter(PEFTAdapter.load(directory: URL(fileURLWithPath: directory), model: config))
     }
 
     /// The model without its adapter.
@@ -87,7 +87,9 @@ public final class LlamaModel: @unchecked Sendable {
         let (out, inFeatures) = p.shape(config)
         weights.layers[l].weight(p).forward(x, rows: rows, out: out, in: inFeatures, into: y, accumulate: accumulate,
                                             backend: backend)
-        adapter?.layers[l][p]?.apply(x, rows: rows, into: y, backend: backend)
+        if let adapter, let pair = adapter.weights.layers[l][p] {
+            pair.apply(x, rows: rows, scale: adapter.lora.scaling, into: y, backend: backend)
+        }
     }
 
     /// Token embeddings `[rows, H]`.

@@ -94,20 +94,29 @@ public enum ModelLoader {
             guard let info = file.tensor(named: name) else { throw ModelError(file: file.path, "tensor `\(name)` is missing") }
             return try file.floats(info)
         }
+        /// Model-level tensor by its HF name (`LlamaTensorNames.model`).
+        func global(_ hf: String) -> String { LlamaTensorNames.model.first { $0.hf == hf }!.gguf }
+        /// Layer `i`'s tensor by its HF name within the layer, Q/K rows back in HF order.
+        func layerTensor(_ i: Int, _ hf: String) throws -> [Float] {
+            let e = LlamaTensorNames.layerEntry(hf: hf)!
+            var values = try tensor(LlamaTensorNames.ggufLayerPrefix(i) + e.gguf)
+            if let heads = e.permutedHeads {
+                let n = heads == .query ? c.heads : c.kvHeads
+                GGUFDequantizer.unpermuteRows(&values, rows: n * c.headDim, columns: c.hiddenSize, heads: n)
+            }
+            return values
+        }
         var layers: [LlamaWeights.Layer] = []
         for i in 0..<c.layers {
-            let p = "blk.\(i)."
-            var wq = try tensor(p + "attn_q.weight"), wk = try tensor(p + "attn_k.weight")
-            GGUFDequantizer.unpermuteRows(&wq, rows: c.heads * c.headDim, columns: c.hiddenSize, heads: c.heads)
-            GGUFDequantizer.unpermuteRows(&wk, rows: c.kvHeads * c.headDim, columns: c.hiddenSize, heads: c.kvHeads)
+            func t(_ hf: String) throws -> [Float] { try layerTensor(i, hf) }
             layers.append(LlamaWeights.Layer(
-                attnNorm: try tensor(p + "attn_norm.weight"), wq: wq, wk: wk, wv: try tensor(p + "attn_v.weight"),
-                wo: try tensor(p + "attn_output.weight"), ffnNorm: try tensor(p + "ffn_norm.weight"),
-                wGate: try tensor(p + "ffn_gate.weight"), wUp: try tensor(p + "ffn_up.weight"),
-                wDown: try tensor(p + "ffn_down.weight")))
+                attnNorm: try t("input_layernorm.weight"), wq: try t("self_attn.q_proj.weight"), wk: try t("self_attn.k_proj.weight"),
+                wv: try t("self_attn.v_proj.weight"), wo: try t("self_attn.o_proj.weight"), ffnNorm: try t("post_attention_layernorm.weight"),
+                wGate: try t("mlp.gate_proj.weight"), wUp: try t("mlp.up_proj.weight"), wDown: try t("mlp.down_proj.weight")))
         }
-        let lmHead = file.tensor(named: "output.weight") == nil ? nil : try tensor("output.weight")
-        return LlamaWeights(embedding: try tensor("token_embd.weight"), layers: layers,
-                            finalNorm: try tensor("output_norm.weight"), lmHead: lmHead)
+        let output = global("lm_head.weight")
+        let lmHead = file.tensor(named: output) == nil ? nil : try tensor(output)
+        return LlamaWeights(embedding: try tensor(global("model.embed_tokens.weight")), layers: layers,
+                            finalNorm: try tensor(global("model.norm.weight")), lmHead: lmHead)
     }
 }

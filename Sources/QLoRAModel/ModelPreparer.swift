@@ -94,61 +94,36 @@ public enum ModelPreparer {
         case .bfloat16: .bf16
         case .float16: .f16
         }
-        var fixed: [SafetensorsStreamWriter.Entry] = []
-        var trailing: [(name: String, maxBytes: Int)] = []
-        for t in tensors {
-            if isQuantized(t.name) {
-                guard t.shape.count == 2 else { throw ModelError(file: source, "\(t.name): expected a 2-D weight, got \(t.shape)") }
-                fixed += BitsAndBytesFormat.plannedTensors(shape: t.shape, options: options.quant, weightName: t.name)
-                trailing.append((t.name + ".quant_state.bitsandbytes__\(options.quant.type.rawValue)", 512))
-            } else {
-                fixed.append((t.name, kept, t.shape))
-            }
+        for t in tensors where isQuantized(t.name) && t.shape.count != 2 {
+            throw ModelError(file: source, "\(t.name): expected a 2-D weight, got \(t.shape)")
+        }
+        let items = tensors.map { t in
+            BitsAndBytesStreamQuantizer.Item(
+                name: t.name, shape: t.shape,
+                action: isQuantized(t.name) ? .quantize(dtype: options.computeDType, load: t.load) : .keepFloats(dtype: kept, load: t.load),
+                release: t.release)
         }
         let modelURL = output.appendingPathComponent(modelFileName)
-        let writer = try SafetensorsStreamWriter(url: modelURL, fixed: fixed, trailing: trailing, metadata: ["format": "pt"])
+        let written = try BitsAndBytesStreamQuantizer.write(items, options: options.quant, to: modelURL, metadata: ["format": "pt"],
+                                                            progress: progress)
 
         var components: [String: PrepareReport.Component] = [:]
         func account(_ component: String, _ params: Int, _ bytes: Int, _ dtype: String) {
             components[component, default: .init(name: component, parameters: 0, bytes: 0, dtype: dtype)].parameters += params
             components[component]!.bytes += bytes
         }
-        var states: [String: [UInt8]] = [:]
         var quantizedParameters = 0, quantizedBits = 0
-        for (i, t) in tensors.enumerated() {
-            progress(i, tensors.count, t.name)
-            let values = try t.load()
-            t.release()
-            if isQuantized(t.name) {
-                let q = FourBitQuantizer.quantize(values, shape: t.shape, dtype: options.computeDType, options: options.quant)
-                for entry in BitsAndBytesFormat.tensors(for: q, weightName: t.name) {
-                    if entry.name.contains(".quant_state.bitsandbytes__") {
-                        states[entry.name] = entry.data
-                    } else {
-                        try writer.write(entry.name, entry.data)
-                    }
-                }
-                quantizedParameters += q.count
-                quantizedBits += Int((q.bitsPerParameter * Double(q.count)).rounded())
-                account("linear weights (4-bit)", q.count, q.storageBytes, options.quant.type.rawValue)
+        for w in written {
+            if let bits = w.bitsPerParameter {
+                quantizedParameters += w.parameters
+                quantizedBits += Int((bits * Double(w.parameters)).rounded())
+                account("linear weights (4-bit)", w.parameters, w.bytes, options.quant.type.rawValue)
             } else {
-                // fp32 goes out as is (no second copy of a large embedding); bf16/f16 are half the size.
-                let byteCount: Int
-                if kept == .f32 {
-                    try writer.write(t.name, floats: values)
-                    byteCount = 4 * values.count
-                } else {
-                    let bytes = SafetensorsWriter.encode(values, as: kept)!
-                    try writer.write(t.name, bytes)
-                    byteCount = bytes.count
-                }
-                let component = t.name.contains("embed") ? "embeddings" : t.name.hasPrefix("lm_head") ? "lm_head"
-                    : t.name.hasSuffix("norm.weight") ? "norms" : "other"
-                account(component, values.count, byteCount, options.keptDType.rawValue)
+                let component = w.name.contains("embed") ? "embeddings" : w.name.hasPrefix("lm_head") ? "lm_head"
+                    : w.name.hasSuffix("norm.weight") ? "norms" : "other"
+                account(component, w.parameters, w.bytes, options.keptDType.rawValue)
             }
         }
-        progress(tensors.count, tensors.count, "")
-        try writer.finish(trailing: states)
 
         var configJSON = baseConfig ?? config.hfConfigJSON(dtype: options.keptDType.rawValue)
         configJSON["torch_dtype"] = .string(options.keptDType.rawValue)
@@ -210,34 +185,19 @@ public enum ModelPreparer {
         let file = try GGUFFile(path: path)
         var config = try LlamaConfig.fromGGUF(file.metadata, file: path)
         // GGUF marks a tied lm_head by leaving `output.weight` out.
-        config.tieWordEmbeddings = file.tensor(named: "output.weight") == nil
+        let output = LlamaTensorNames.model.first { $0.hf == "lm_head.weight" }!.gguf
+        config.tieWordEmbeddings = file.tensor(named: output) == nil
         var tensors: [SourceTensor] = []
-        func add(_ hf: String, _ gguf: String, unpermuteHeads: Int? = nil) throws {
-            guard let info = file.tensor(named: gguf) else { throw ModelError(file: path, "tensor `\(gguf)` is missing") }
+        for e in LlamaTensorNames.entries(layers: config.layers) where !(config.tieWordEmbeddings && e.gguf == output) {
+            guard let info = file.tensor(named: e.gguf) else { throw ModelError(file: path, "tensor `\(e.gguf)` is missing") }
             let shape = Array(info.dims.reversed())
-            tensors.append(SourceTensor(name: hf, shape: shape, load: {
+            let heads = e.permutedHeads.map { $0 == .query ? config.heads : config.kvHeads }
+            tensors.append(SourceTensor(name: e.hf, shape: shape, load: {
                 var values = try file.floats(info)
-                if let heads = unpermuteHeads {
-                    GGUFDequantizer.unpermuteRows(&values, rows: shape[0], columns: shape[1], heads: heads)
-                }
+                if let heads { GGUFDequantizer.unpermuteRows(&values, rows: shape[0], columns: shape[1], heads: heads) }
                 return values
             }, release: { file.releasePages(info) }))
         }
-        try add("model.embed_tokens.weight", "token_embd.weight")
-        for i in 0..<config.layers {
-            let p = "model.layers.\(i).", g = "blk.\(i)."
-            try add(p + "input_layernorm.weight", g + "attn_norm.weight")
-            try add(p + "self_attn.q_proj.weight", g + "attn_q.weight", unpermuteHeads: config.heads)
-            try add(p + "self_attn.k_proj.weight", g + "attn_k.weight", unpermuteHeads: config.kvHeads)
-            try add(p + "self_attn.v_proj.weight", g + "attn_v.weight")
-            try add(p + "self_attn.o_proj.weight", g + "attn_output.weight")
-            try add(p + "post_attention_layernorm.weight", g + "ffn_norm.weight")
-            try add(p + "mlp.gate_proj.weight", g + "ffn_gate.weight")
-            try add(p + "mlp.up_proj.weight", g + "ffn_up.weight")
-            try add(p + "mlp.down_proj.weight", g + "ffn_down.weight")
-        }
-        try add("model.norm.weight", "output_norm.weight")
-        if file.tensor(named: "output.weight") != nil { try add("lm_head.weight", "output.weight") }
         return (config, nil, sortedForWriting(tensors), file.fileSize)
     }
 

@@ -1,14 +1,11 @@
+import QLoRAFormats
+
 /// The seven linear projections of a LLaMA block, in PEFT `target_modules` naming.
 public enum Projection: String, CaseIterable, Sendable, Codable {
     case q = "q_proj", k = "k_proj", v = "v_proj", o = "o_proj", gate = "gate_proj", up = "up_proj", down = "down_proj"
 
     /// The module path inside a decoder layer (`self_attn.q_proj`, `mlp.gate_proj`).
-    public var modulePath: String {
-        switch self {
-        case .q, .k, .v, .o: return "self_attn.\(rawValue)"
-        case .gate, .up, .down: return "mlp.\(rawValue)"
-        }
-    }
+    public var modulePath: String { PEFTAdapterFormat.modulePath(rawValue) }
 
     /// `(out, in)` of the projection's weight for a model config.
     public func shape(_ c: LlamaConfig) -> (out: Int, in: Int) {

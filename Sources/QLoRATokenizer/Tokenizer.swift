@@ -1,4 +1,5 @@
 import Foundation
+import QLoRACore
 import QLoRAFormats
 
 /// A Hugging Face tokenizer: byte-exact with the `tokenizers` library for the component types LLaMA-
@@ -87,13 +88,10 @@ public final class Tokenizer: @unchecked Sendable {
     public func encodeBatch(_ texts: [String], addSpecialTokens: Bool = true) -> [[Int]] {
         var results = [[Int]](repeating: [], count: texts.count)
         let chunks = max(1, min(texts.count, ProcessInfo.processInfo.activeProcessorCount * 4))
-        let per = (texts.count + chunks - 1) / chunks
         results.withUnsafeMutableBufferPointer { buffer in
-            let base = UncheckedSendable(buffer)
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                let lo = c * per, hi = min(texts.count, lo + per)
-                guard lo < hi else { return }
-                for i in lo..<hi { base.value[i] = self.encode(texts[i], addSpecialTokens: addSpecialTokens) }
+            Parallel.forEachChunk(texts.count, chunk: (texts.count + chunks - 1) / chunks,
+                                  threads: ProcessInfo.processInfo.activeProcessorCount) { range in
+                for i in range { buffer[i] = self.encode(texts[i], addSpecialTokens: addSpecialTokens) }
             }
         }
         return results
@@ -113,10 +111,4 @@ public final class Tokenizer: @unchecked Sendable {
         guard let decoder else { return tokens.joined(separator: " ") }
         return decoder.apply(tokens).joined()
     }
-}
-
-/// Wraps a value for a concurrent loop whose iterations touch disjoint parts of it.
-struct UncheckedSendable<T>: @unchecked Sendable {
-    var value: T
-    init(_ value: T) { self.value = value }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import QLoRACore
+import QLoRAModel
 
 /// AdamW with 32-bit state, with PyTorch's arithmetic (`torch.optim.AdamW`, single-tensor path; spec
 /// paged-optimizers §5): decoupled decay first, then the bias-corrected Adam step.

@@ -55,12 +55,7 @@ public struct TrainingData: @unchecked Sendable {
         if let baseOrder { return baseOrder }
         var order = Array(0..<count)
         var rng = SeededGenerator(seed: seed &+ 0x9E37_79B9 &* UInt64(epoch + 1))
-        if order.count > 1 {
-            for i in stride(from: order.count - 1, to: 0, by: -1) {
-                let j = Int(rng.next() % UInt64(i + 1))
-                order.swapAt(i, j)
-            }
-        }
+        rng.shuffle(&order)
         return order
     }
 
@@ -311,35 +306,6 @@ public final class Trainer {
             if step % options.saveEvery == 0 || step == options.maxSteps { try save(identity: identity) }
         }
         return true
-    }
-}
-
-extension Trainer {
-    /// Mean token loss of `model` (current adapters, no dropout) on the first `maxSequences` sequences of
-    /// `reader`, `batchSize` sequences per forward; targets follow the same rule as training.
-    public static func evaluate(_ model: LoRALlama, _ reader: TokenFile.Reader, maxSequences: Int, batchSize: Int) -> (loss: Double, tokens: Int) {
-        let data = TrainingData(reader: reader, baseOrder: nil, seed: 0)
-        let n = min(maxSequences, reader.sequenceCount)
-        var sum = 0.0, count = 0
-        var start = 0
-        while start < n {
-            let batch = data.batch(Array(start..<min(n, start + batchSize)))
-            if batch.countedTargets > 0 {
-                let l = model.loss(batch)
-                sum += l.sum
-                count += l.count
-            }
-            start += batchSize
-        }
-        return (count > 0 ? sum / Double(count) : .nan, count)
-    }
-
-    /// The same for the base model alone (every adapter zeroed), leaving the adapters as they were.
-    public static func evaluateBase(_ model: LoRALlama, _ reader: TokenFile.Reader, maxSequences: Int, batchSize: Int) -> (loss: Double, tokens: Int) {
-        let saved = model.adapters
-        model.adapters = LoRAWeights.zeros(model.config, model.lora)
-        defer { model.adapters = saved }
-        return evaluate(model, reader, maxSequences: maxSequences, batchSize: batchSize)
     }
 }
 

@@ -38,10 +38,9 @@ struct QuantizeCommand: ParsableCommand {
         commandName: "quantize",
         abstract: "Quantize the 2-D floating tensors of a safetensors file to bitsandbytes' 4-bit layout.",
         discussion: """
-            Each selected tensor `X` becomes `X` (packed U8 codes), `X.absmax`, `X.quant_map`, (with double quant) \
-            `X.nested_absmax` and `X.nested_quant_map`, and `X.quant_state.bitsandbytes__nf4` (the JSON state), \
-            exactly as bitsandbytes' Linear4bit saves them. Other tensors are copied unchanged. Streams one tensor \
-            at a time; the output is written atomically.
+            Each selected tensor becomes the entries bitsandbytes' Linear4bit saves for it (packed U8 codes, block \
+            scales, with double quant the nested scales, and the JSON quant state). Other tensors are copied \
+            unchanged. Streams one tensor at a time (the loop the prepare stage uses); the output is written atomically.
             """)
 
     @Option(help: "Input .safetensors file.")
@@ -72,45 +71,26 @@ struct QuantizeCommand: ParsableCommand {
             return pattern.firstMatch(in: t.name, range: NSRange(t.name.startIndex..., in: t.name)) != nil
         }
         let options = quant.options
-        var fixed: [SafetensorsStreamWriter.Entry] = []
-        var trailing: [(name: String, maxBytes: Int)] = []
-        for t in file.tensors {
-            if selected(t) {
-                fixed += BitsAndBytesFormat.plannedTensors(shape: t.shape, options: options, weightName: t.name)
-                trailing.append((t.name + ".quant_state.bitsandbytes__\(options.type.rawValue)", 512))
-            } else {
-                fixed.append((t.name, t.dtype, t.shape))
-            }
+        let items = file.tensors.map { t in
+            let storage: FloatStorage = t.dtype == .bf16 ? .bfloat16 : t.dtype == .f16 ? .float16 : .float32
+            return BitsAndBytesStreamQuantizer.Item(
+                name: t.name, shape: t.shape,
+                action: selected(t) ? .quantize(dtype: storage, load: { try file.floats(t) }) : .keepBytes(dtype: t.dtype, bytes: { file.data(t) }),
+                release: { file.releasePages(t) })
         }
         do {
-            let writer = try SafetensorsStreamWriter(url: URL(fileURLWithPath: output), fixed: fixed, trailing: trailing,
-                                                     metadata: file.metadata)
-            var states: [String: [UInt8]] = [:]
-            var count = 0, params = 0, bits = 0.0
-            for t in file.tensors {
-                if selected(t) {
-                    let storage: FloatStorage = t.dtype == .bf16 ? .bfloat16 : t.dtype == .f16 ? .float16 : .float32
-                    let q = FourBitQuantizer.quantize(try file.floats(t), shape: t.shape, dtype: storage, options: options)
-                    for e in BitsAndBytesFormat.tensors(for: q, weightName: t.name) {
-                        if e.name.contains(".quant_state.bitsandbytes__") { states[e.name] = e.data } else { try writer.write(e.name, e.data) }
-                    }
-                    count += 1
-                    params += q.count
-                    bits += q.bitsPerParameter * Double(q.count)
-                } else {
-                    try writer.write(t.name, file.data(t))
-                }
-                file.releasePages(t)
-            }
-            try writer.finish(trailing: states)
-            print("quantized \(count) tensors (\(params) parameters) to \(options.type.rawValue), "
+            let written = try BitsAndBytesStreamQuantizer.write(items, options: options, to: URL(fileURLWithPath: output),
+                                                                metadata: file.metadata)
+            let quantized = written.filter { $0.bitsPerParameter != nil }
+            let params = quantized.reduce(0) { $0 + $1.parameters }
+            let bits = quantized.reduce(0.0) { $0 + $1.bitsPerParameter! * Double($1.parameters) }
+            print("quantized \(quantized.count) tensors (\(params) parameters) to \(options.type.rawValue), "
                 + String(format: "%.3f bits/parameter", bits / Double(max(1, params))) + " → \(output)")
         } catch {
             printError("error: \(error)")
             throw ExitCode(1)
         }
     }
-
 }
 
 struct InspectCommand: ParsableCommand {

@@ -25,8 +25,8 @@ struct GGUFLoRAExportTests {
             if let a = lora.tensor(named: info.name + ".lora_a"), let b = lora.tensor(named: info.name + ".lora_b") {
                 #expect(a.dims[0] == info.dims[0] && b.dims[1] == info.dims[1] && a.dims[1] == b.dims[0])
                 let r = b.dims[0]
-                let pair = LoRAAdapter(rank: r, inFeatures: a.dims[0], outFeatures: b.dims[1], a: try lora.floats(a), b: try lora.floats(b))
-                PEFTAdapter.merge(pair, scaling: Float(alpha) / Float(r), into: &w)
+                let pair = LoRAPair(rank: r, inFeatures: a.dims[0], outFeatures: b.dims[1], a: try lora.floats(a), b: try lora.floats(b))
+                pair.merge(scale: Float(alpha) / Float(r), into: &w)
             }
             tensors.append(GGUFWriter.Tensor(name: info.name, dims: info.dims, type: .f32,
                                              data: SafetensorsWriter.encode(w, as: .f32)!))

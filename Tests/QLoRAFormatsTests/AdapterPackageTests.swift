@@ -18,9 +18,9 @@ import Testing
         for layer in 0..<arch.layers {
             for module in targets {
                 let shape = arch.shape(of: module)!
-                tensors.append((AdapterVerifier.peftKey(layer: layer, module: module, isA: true), [rank, shape.in],
+                tensors.append((PEFTAdapterFormat.key(layer: layer, module: module, isA: true), [rank, shape.in],
                                 (0..<(rank * shape.in)).map { Float($0 % 7) * 0.01 }))
-                tensors.append((AdapterVerifier.peftKey(layer: layer, module: module, isA: false), [shape.out, rank],
+                tensors.append((PEFTAdapterFormat.key(layer: layer, module: module, isA: false), [shape.out, rank],
                                 (0..<(rank * shape.out)).map { Float($0 % 5) * 0.02 }))
                 params += rank * (shape.in + shape.out)
             }
@@ -102,7 +102,7 @@ import Testing
         try manifest.encoded().write(to: url)
         let error = #expect(throws: AdapterVerifier.Failure.self) { try AdapterVerifier.verify(directory: dir) }
         let problems = error?.problems ?? []
-        #expect(problems.contains { $0.hasPrefix("adapter_config.json: r is 3.0, the manifest says 2") }, "\(problems)")
+        #expect(problems.contains { $0.hasPrefix("adapter_config.json: r is 3, the manifest says 2") }, "\(problems)")
         #expect(problems.contains { $0.hasPrefix("adapter_model.safetensors: base_model.model.model.layers.0.") && $0.contains("expected [2, 8]") },
                 "\(problems)")
     }

@@ -91,6 +91,10 @@ import QLoRABackends
         ("training:\n  paged_optimizer_budget_mb: 0\n", "training.paged_optimizer_budget_mb", "must be >= 1, got 0"),
         ("training:\n  paged_optimizer_budget_mb: 8\n  optimizer: adamw_32bit\n", "training.paged_optimizer_budget_mb",
          "applies only to optimizer paged_adamw_32bit (the optimizer is adamw_32bit)"),
+        ("quantization:\n  compute_dtype: bfloat16\n", "quantization.compute_dtype",
+         "`bfloat16` is not supported by the cpu backend (it computes in `float32` only; bf16/fp16 compute arrives with the CUDA backend)"),
+        ("training:\n  optimizer: adamw_8bit\n", "training.optimizer",
+         "`adamw_8bit` is not supported by the cpu backend (supported: `paged_adamw_32bit`, `adamw_32bit`; 8-bit AdamW arrives with the CUDA backend)"),
         ("dataset:\n  eval_fraction: 1\n  files: []\n", "dataset.eval_fraction", "must be in [0, 1), got 1.0"),
         ("dataset:\n  max_rejected_fraction: 2\n  files: []\n", "dataset.max_rejected_fraction", "must be in [0, 1], got 2.0"),
     ])

@@ -54,9 +54,9 @@ struct PEFTAdapterTests {
     }
 
     @Test func mergeIsWPlusScaledBA() {
-        let ad = LoRAAdapter(rank: 2, inFeatures: 3, outFeatures: 2, a: [1, 2, 3, 4, 5, 6], b: [1, 0, 0.5, -1])
+        let ad = LoRAPair(rank: 2, inFeatures: 3, outFeatures: 2, a: [1, 2, 3, 4, 5, 6], b: [1, 0, 0.5, -1])
         var w: [Float] = [10, 20, 30, 40, 50, 60]
-        PEFTAdapter.merge(ad, scaling: 2, into: &w)
+        ad.merge(scale: 2, into: &w)
         // B·A = [[1, 2, 3], [0.5 - 4, 1 - 5, 1.5 - 6]]
         #expect(w == [12, 24, 36, 33, 42, 51])
     }

@@ -28,15 +28,6 @@ public enum AdapterVerifier {
         }
     }
 
-    /// PEFT's module path of a LLaMA projection (`self_attn.q_proj`, `mlp.down_proj`).
-    public static func modulePath(_ module: String) -> String {
-        ["q_proj", "k_proj", "v_proj", "o_proj"].contains(module) ? "self_attn.\(module)" : "mlp.\(module)"
-    }
-
-    public static func peftKey(layer: Int, module: String, isA: Bool) -> String {
-        "base_model.model.model.layers.\(layer).\(modulePath(module)).lora_\(isA ? "A" : "B").weight"
-    }
-
     public static func verify(directory: URL, source: String? = nil) throws -> Report {
         let label = source ?? directory.path
         var problems: [String] = []
@@ -90,7 +81,7 @@ public enum AdapterVerifier {
 
         // 3. The PEFT config.
         let adapter = manifest.adapter
-        let configName = "adapter_config.json"
+        let configName = PEFTAdapterFormat.configFileName
         if !listed.keys.contains(configName) { problems.append("\(configName): not in the package") }
         else if intact.contains(configName) {
             let before = problems.count
@@ -99,7 +90,7 @@ public enum AdapterVerifier {
         }
 
         // 4. The PEFT tensors.
-        let weightsName = "adapter_model.safetensors"
+        let weightsName = PEFTAdapterFormat.weightsFileName
         if !listed.keys.contains(weightsName) { problems.append("\(weightsName): not in the package") }
         else if intact.contains(weightsName) {
             let before = problems.count
@@ -133,27 +124,25 @@ public enum AdapterVerifier {
         return names
     }
 
+    /// `adapter_config.json` must pass `PEFTAdapterFormat.parseConfig` (the rules every adapter reader uses),
+    /// be a causal-LM adapter with `base_model_name_or_path` present (as the package stage writes it), and agree
+    /// with the manifest's r, alpha, dropout, rsLoRA flag and target modules.
     static func checkConfig(_ url: URL, _ adapter: AdapterManifest.Adapter, _ problems: inout [String]) {
         let name = url.lastPathComponent
         guard let bytes = FileManager.default.contents(atPath: url.path) else { problems.append("\(name): cannot be read"); return }
-        let json: JSONValue
-        do { json = try JSONParser.parse([UInt8](bytes)) } catch {
-            problems.append("\(name): not valid JSON (\(error))")
+        let config: PEFTAdapterFormat.Config
+        do { config = try PEFTAdapterFormat.parseConfig([UInt8](bytes), file: name) } catch {
+            problems.append("\(error)")
             return
         }
-        guard json.objectValue != nil else { problems.append("\(name): not a JSON object"); return }
-        if json["peft_type"]?.stringValue != "LORA" { problems.append("\(name): peft_type must be \"LORA\"") }
-        if json["task_type"]?.stringValue != "CAUSAL_LM" { problems.append("\(name): task_type must be \"CAUSAL_LM\"") }
-        if json["base_model_name_or_path"] == nil { problems.append("\(name): base_model_name_or_path is missing") }
-        func number(_ key: String) -> Double? {
-            guard let v = json[key]?.numberValue else { problems.append("\(name): \(key) is missing or not a number"); return nil }
-            return v
-        }
-        if let r = number("r"), r != Double(adapter.rank) { problems.append("\(name): r is \(r), the manifest says \(adapter.rank)") }
-        if let a = number("lora_alpha"), a != adapter.alpha { problems.append("\(name): lora_alpha is \(a), the manifest says \(adapter.alpha)") }
-        if let d = number("lora_dropout"), d != adapter.dropout { problems.append("\(name): lora_dropout is \(d), the manifest says \(adapter.dropout)") }
-        if (json["use_rslora"]?.boolValue ?? false) != adapter.useRSLoRA { problems.append("\(name): use_rslora differs from the manifest") }
-        guard let modules = json["target_modules"]?.arrayValue?.compactMap(\.stringValue) else {
+        let json = try? JSONParser.parse([UInt8](bytes))
+        if json?["task_type"]?.stringValue != "CAUSAL_LM" { problems.append("\(name): task_type must be \"CAUSAL_LM\"") }
+        if json?["base_model_name_or_path"] == nil { problems.append("\(name): base_model_name_or_path is missing") }
+        if config.rank != adapter.rank { problems.append("\(name): r is \(config.rank), the manifest says \(adapter.rank)") }
+        if config.alpha != adapter.alpha { problems.append("\(name): lora_alpha is \(config.alpha), the manifest says \(adapter.alpha)") }
+        if config.dropout != adapter.dropout { problems.append("\(name): lora_dropout is \(config.dropout), the manifest says \(adapter.dropout)") }
+        if config.useRSLoRA != adapter.useRSLoRA { problems.append("\(name): use_rslora differs from the manifest") }
+        guard let modules = config.targetModules else {
             problems.append("\(name): target_modules is missing or not a list of names")
             return
         }
@@ -174,8 +163,8 @@ public enum AdapterVerifier {
         for module in manifest.adapter.targetModules {
             guard let shape = arch.shape(of: module) else { problems.append("\(name): unknown target module \(module)"); continue }
             for layer in 0..<arch.layers {
-                expected[peftKey(layer: layer, module: module, isA: true)] = [r, shape.in]
-                expected[peftKey(layer: layer, module: module, isA: false)] = [shape.out, r]
+                expected[PEFTAdapterFormat.key(layer: layer, module: module, isA: true)] = [r, shape.in]
+                expected[PEFTAdapterFormat.key(layer: layer, module: module, isA: false)] = [shape.out, r]
             }
         }
         var seen = 0

@@ -59,7 +59,7 @@ public enum BitsAndBytesFormat {
             out.append((name: w + ".nested_quant_map", dtype: .f32, shape: [n.map.count], data: floatBytes(n.map)))
         }
         let json = Array(quantStateJSON(t).utf8)
-        out.append((name: w + ".quant_state.bitsandbytes__\(t.type.rawValue)", dtype: .u8, shape: [json.count], data: json))
+        out.append((name: quantStateName(weightName: w, type: t.type), dtype: .u8, shape: [json.count], data: json))
         return out
     }
 
@@ -81,6 +81,19 @@ public enum BitsAndBytesFormat {
         }
         return out
     }
+
+    /// The key of the JSON quant state of weight `w` (`w.quant_state.bitsandbytes__nf4`).
+    public static func quantStateName(weightName w: String, type: FourBitType) -> String {
+        w + quantStateInfix + type.rawValue
+    }
+
+    /// True when `name` is the JSON quant state entry of a 4-bit weight.
+    public static func isQuantState(_ name: String) -> Bool { name.contains(quantStateInfix) }
+
+    /// Room reserved for one JSON quant state in a streamed file's trailing area (they are ~150 bytes).
+    public static let quantStateMaxBytes = 512
+
+    static let quantStateInfix = ".quant_state.bitsandbytes__"
 
     /// True when `name` is one of the auxiliary entries of a 4-bit weight (not a model tensor of its own).
     public static func isAuxiliary(_ name: String) -> Bool {

@@ -3,6 +3,7 @@
 // Large inputs are split into block ranges and decoded on all cores.
 
 import Foundation
+import QLoRACore
 
 /// A tensor that cannot be dequantized: the type has no decoder here, or the sizes do not fit.
 public struct GGUFDequantizeError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -170,21 +171,10 @@ public enum GGUFDequantizer {
         }
         // Enough tasks to balance load across cores, each a whole number of blocks.
         let tasks = min(blocks, max(cores, (count + chunkElements - 1) / chunkElements))
-        let perTask = (blocks + tasks - 1) / tasks
-        let pointers = DequantPointers(src: src, dst: dst)
-        DispatchQueue.concurrentPerform(iterations: tasks) { t in
-            let first = t * perTask
-            let n = min(perTask, blocks - first)
-            guard n > 0 else { return }
-            kernel(pointers.src + first * blockBytes, pointers.dst + first * blockSize, n)
+        Parallel.forEachChunk(blocks, chunk: (blocks + tasks - 1) / tasks, threads: cores) { range in
+            kernel(src + range.lowerBound * blockBytes, dst + range.lowerBound * blockSize, range.count)
         }
     }
-}
-
-/// Raw pointers handed to worker tasks; each task writes a disjoint block range.
-private struct DequantPointers: @unchecked Sendable {
-    let src: UnsafeRawPointer
-    let dst: UnsafeMutablePointer<Float>
 }
 
 public extension GGUFFile {

@@ -5,7 +5,7 @@ import QLoRATokenizer
 
 /// Stage 5: the trained adapter against the base model it was trained on.
 ///
-/// Loads the prepared 4-bit base (`prepare/model`) and the train stage's PEFT adapter (`AdapterLoader`), and
+/// Loads the prepared 4-bit base (`prepare/model`) and the train stage's PEFT adapter (`PEFTAdapter`), and
 /// runs both through the inference path (`LlamaModel`, the adapter as low-rank deltas, KV cache for
 /// generation, batched shared-prefix forwards for scoring):
 /// - eval-split loss and perplexity (the first `max_eval_sequences` sequences of `tokenize/eval.tokens`,

@@ -49,17 +49,9 @@ public enum GGUFLoRAExport {
         public var notes: [String]
     }
 
-    /// llama.cpp's tensor name for a projection (`blk.N.<name>.weight`).
+    /// llama.cpp's module name for a projection (`attn_q`, as in `blk.N.attn_q.weight`), from `LlamaTensorNames`.
     public static func ggufName(_ p: Projection) -> String {
-        switch p {
-        case .q: "attn_q"
-        case .k: "attn_k"
-        case .v: "attn_v"
-        case .o: "attn_output"
-        case .gate: "ffn_gate"
-        case .up: "ffn_up"
-        case .down: "ffn_down"
-        }
+        LlamaTensorNames.ggufModule(ofHFModule: p.modulePath)!
     }
 
     /// What the base tells us.
@@ -75,7 +67,7 @@ public enum GGUFLoRAExport {
         var notes: [String] = []
         var basePath = p.base
         let configBytes = FileManager.default.contents(atPath: p.adapter.appendingPathComponent(PEFTAdapter.configFileName).path)
-        if basePath == nil, let configBytes, let parsed = try? PEFTAdapter.parseConfig(Array(configBytes), file: ""),
+        if basePath == nil, let configBytes, let parsed = try? PEFTAdapterFormat.parseConfig(Array(configBytes), file: ""),
            let named = parsed.baseModelNameOrPath, !named.isEmpty {
             for candidate in [named, p.adapter.appendingPathComponent(named).path] where FileManager.default.fileExists(atPath: candidate) {
                 basePath = candidate
@@ -181,7 +173,7 @@ public enum GGUFLoRAExport {
                     }
                     GGUFDequantizer.permuteRows(&b, rows: ad.outFeatures, columns: ad.rank, heads: heads)
                 }
-                let name = "blk.\(i).\(ggufName(p)).weight"
+                let name = LlamaTensorNames.ggufLayerPrefix(i) + ggufName(p) + ".weight"
                 do {
                     tensors.append(try GGUFWriter.Tensor(name: name + ".lora_a", hfShape: [ad.rank, ad.inFeatures], values: ad.a, type: type))
                     tensors.append(try GGUFWriter.Tensor(name: name + ".lora_b", hfShape: [ad.outFeatures, ad.rank], values: b, type: type))

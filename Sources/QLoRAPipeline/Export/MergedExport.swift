@@ -111,7 +111,7 @@ public enum MergedExport {
         defer { if !done { try? fm.removeItem(at: tmp) } }
 
         // Which tensors get a delta.
-        var deltas: [String: LoRAAdapter] = [:]
+        var deltas: [String: LoRAPair] = [:]
         for (i, layer) in adapter.weights.layers.enumerated() {
             for (projection, a) in layer { deltas["model.layers.\(i).\(projection.modulePath).weight"] = a }
         }
@@ -131,7 +131,7 @@ public enum MergedExport {
                 guard values.count == delta.outFeatures * delta.inFeatures else {
                     throw ExportError("\(t.name): shape \(t.shape) does not match the adapter's [\(delta.outFeatures), \(delta.inFeatures)]")
                 }
-                PEFTAdapter.merge(delta, scaling: scaling, into: &values)
+                delta.merge(scale: scaling, into: &values)
                 if !values.allSatisfy(\.isFinite) { throw ExportError("\(t.name): the merged weight has non-finite values") }
             }
             if p.dtype == .fp32 {

@@ -144,15 +144,14 @@ public struct PackageStage: Stage {
             files: (run.manifest(.tokenize)?.inputs ?? []).map { AdapterManifest.File(path: relative($0.path, to: tokenizerRoot), sha256: $0.sha256, size: $0.size) },
             chatTemplate: template, eosToken: tokenizer.eosToken, eosTokenID: tokenizer.eosTokenID, bosToken: tokenizer.bosToken)
 
-        // Adapter hyperparameters and size, from the PEFT config the train stage wrote.
-        let lora = spec.lora ?? .defaults
-        let weights: SafetensorsFile
-        do { weights = try SafetensorsFile(path: run.stageURL(.train).appendingPathComponent("adapter_model.safetensors").path) } catch {
+        // Adapter hyperparameters and size, from the PEFT adapter the train stage wrote (read as every reader does).
+        let written: PEFTAdapter
+        do { written = try PEFTAdapter.load(directory: run.stageURL(.train), model: config) } catch {
             throw StageFailure("cannot read the adapter: \(error)")
         }
         let adapter = AdapterManifest.Adapter(
-            rank: lora.loraRank, alpha: lora.loraAlpha, dropout: lora.loraDropout, useRSLoRA: lora.useRslora,
-            targetModules: lora.targetModules, trainableParameters: weights.tensors.reduce(0) { $0 + $1.shape.reduce(1, *) })
+            rank: written.lora.rank, alpha: written.lora.alpha, dropout: written.lora.dropout, useRSLoRA: written.lora.useRSLoRA,
+            targetModules: written.lora.targets.map(\.rawValue), trainableParameters: written.parameterCount)
 
         // Metrics: training's and evaluation's, as their manifests recorded them (speed figures left out: they
         // describe the machine, not the adapter).

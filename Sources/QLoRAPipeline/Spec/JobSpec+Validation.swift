@@ -56,6 +56,7 @@ extension JobSpec {
             v.check(q.blocksize >= 32 && q.blocksize <= 4096 && q.blocksize & (q.blocksize - 1) == 0,
                     "quantization.blocksize", "must be a power of two in 32...4096, got \(q.blocksize)")
         }
+        v.checkBackendSupport(backendCapabilities)
         if let l = lora { v.checkLoRA(l) }
         if let t = training { v.checkTraining(t) }
         if let e = evaluation { v.checkEvaluation(e) }
@@ -157,6 +158,21 @@ private struct Checks {
             check(budget >= 1, p + "paged_optimizer_budget_mb", "must be >= 1, got \(budget)")
             check(t.optimizer == .pagedAdamW32bit, p + "paged_optimizer_budget_mb",
                   "applies only to optimizer paged_adamw_32bit (the optimizer is \(t.optimizer.rawValue))")
+        }
+    }
+
+    /// Values the spec accepts as names but the backend would not honour: refused here, at their key, instead
+    /// of running something else (e.g. float32 compute for `bfloat16`).
+    mutating func checkBackendSupport(_ backend: BackendCapabilities) {
+        if let q = spec.quantization, !backend.computeDtypes.contains(q.computeDtype) {
+            errors.append(spec.error("quantization.compute_dtype",
+                "`\(q.computeDtype.rawValue)` is not supported by the \(backend.name) backend (it computes in "
+                + "\(backend.computeDtypes.map { "`\($0.rawValue)`" }.joined(separator: ", ")) only; bf16/fp16 compute arrives with the CUDA backend)"))
+        }
+        if let t = spec.training, !backend.optimizers.contains(t.optimizer) {
+            errors.append(spec.error("training.optimizer",
+                "`\(t.optimizer.rawValue)` is not supported by the \(backend.name) backend (supported: "
+                + "\(backend.optimizers.map { "`\($0.rawValue)`" }.joined(separator: ", ")); 8-bit AdamW arrives with the CUDA backend)"))
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import QLoRACore
 import QLoRAFormats
 import QLoRATokenizer
 
@@ -70,17 +71,19 @@ struct ExampleEncoder: Sendable {
         var start = 0
         while start < examples.count {
             let slice = start..<min(examples.count, start + step)
-            DispatchQueue.concurrentPerform(iterations: slice.count) { k in
-                let i = slice.lowerBound + k
-                do {
-                    let e = try encode(examples[i])
-                    results.lock.lock()
-                    results.items[i] = e
-                    results.lock.unlock()
-                } catch {
-                    results.lock.lock()
-                    if results.failure.map({ i < $0.index }) ?? true { results.failure = (i, error) }
-                    results.lock.unlock()
+            Parallel.forEachChunk(slice.count, chunk: 1, threads: ProcessInfo.processInfo.activeProcessorCount) { ks in
+                for k in ks {
+                    let i = slice.lowerBound + k
+                    do {
+                        let e = try encode(examples[i])
+                        results.lock.lock()
+                        results.items[i] = e
+                        results.lock.unlock()
+                    } catch {
+                        results.lock.lock()
+                        if results.failure.map({ i < $0.index }) ?? true { results.failure = (i, error) }
+                        results.lock.unlock()
+                    }
                 }
             }
             start = slice.upperBound

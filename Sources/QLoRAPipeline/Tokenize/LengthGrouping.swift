@@ -8,13 +8,7 @@ enum LengthGrouping {
     static func order(lengths: [Int], seed: UInt64, megabatch: Int = 64) -> [Int] {
         var rng = SeededGenerator(seed: seed)
         var indices = Array(lengths.indices)
-        // Fisher-Yates with our own generator (Swift's shuffle algorithm is not guaranteed stable across versions).
-        if indices.count > 1 {
-            for i in stride(from: indices.count - 1, to: 0, by: -1) {
-                let j = Int(rng.next() % UInt64(i + 1))
-                indices.swapAt(i, j)
-            }
-        }
+        rng.shuffle(&indices)
         var out: [Int] = []
         out.reserveCapacity(indices.count)
         var start = 0

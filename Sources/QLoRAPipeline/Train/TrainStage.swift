@@ -10,8 +10,10 @@ import QLoRATraining
 /// Outputs (in `<run>/train/`):
 /// - `adapter_model.safetensors`: the adapters under PEFT's key names
 ///   (`base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight`, fp32), `adapter_config.json`;
-/// - `metrics.jsonl`: one line per optimizer step: step, loss, lr, grad_norm, tokens, tokens_per_s, rss_bytes;
-/// - `eval.json`: eval-split loss of the base model and of base + adapter (up to 256 sequences).
+/// - `metrics.jsonl`: one line per optimizer step: step, loss, lr, grad_norm, tokens, tokens_per_s, rss_bytes.
+///
+/// Eval loss (base vs base + adapter) is not computed here: the evaluate stage reports it, through the
+/// inference path, once.
 ///
 /// Checkpoints live outside the stage directory, in `<run>/train.checkpoints/`, so they survive a crash or
 /// a kill: a later `qlora run` resumes from the newest one that verifies (falling back past a corrupt one,
@@ -42,7 +44,6 @@ public struct TrainStage: Stage {
         }
         let loraSection = spec.lora ?? .defaults
         guard let t = spec.training else { throw StageFailure("the spec has no `training` section") }
-        if t.optimizer == .adamW8bit { throw StageFailure("training.optimizer adamw_8bit is not implemented yet; use paged_adamw_32bit or adamw_32bit") }
         let targets = loraSection.targetModules.compactMap { Projection(rawValue: $0) }
 
         let backend = context.backend.backend
@@ -125,36 +126,13 @@ public struct TrainStage: Stage {
         try PEFTAdapter(lora: lora, weights: model.adapters, baseModelNameOrPath: spec.model?.path).write(to: context.output)
         try? FileManager.default.removeItem(at: stateDir)
 
-        // Eval loss of the base model and of base + adapter on the eval split (up to 256 sequences).
-        var evalNotes: [String] = []
-        var evalMetrics: [String: Double] = [:]
-        if let evalReader = try? TokenFile.Reader(path: tokenize.appendingPathComponent("eval.tokens").path), evalReader.sequenceCount > 0 {
-            context.progress.start("eval loss, base vs adapter", total: 2, unit: .items)
-            let before = Trainer.evaluateBase(model, evalReader, maxSequences: 256, batchSize: t.batchSize)
-            context.progress.update(1)
-            let after = Trainer.evaluate(model, evalReader, maxSequences: 256, batchSize: t.batchSize)
-            context.progress.finish(2)
-            evalMetrics = ["eval_loss_base": before.loss, "eval_loss_adapter": after.loss, "eval_tokens": Double(after.tokens)]
-            let json = JSONValue.object(JSONObject([
-                ("eval_loss_base", .number(before.loss)), ("eval_loss_adapter", .number(after.loss)),
-                ("eval_tokens", .number(Double(after.tokens))), ("eval_sequences", .number(Double(min(256, evalReader.sequenceCount)))),
-            ]))
-            try AtomicFile.write(Data(JSONWriter.encode(json) + [UInt8(ascii: "\n")]), to: context.output.appendingPathComponent("eval.json"))
-            evalNotes.append(String(format: "eval loss %.4f (base) → %.4f (adapter) on %ld tokens", before.loss, after.loss, after.tokens))
-        }
         let first = trainer.metrics.first?.loss ?? .nan, last = trainer.metrics.last?.loss ?? .nan
         let speeds = trainer.metrics.map(\.tokensPerSecond).sorted()
         let median = speeds.isEmpty ? 0 : speeds[speeds.count / 2]
         var metrics: [String: Double] = ["steps": Double(trainer.step), "first_loss": first, "final_loss": last,
                                          "tokens_per_s_median": median, "trainable_parameters": Double(model.adapters.parameterCount)]
-        metrics.merge(evalMetrics) { a, _ in a }
         var notes = [String(format: "%ld steps, loss %.4f → %.4f, median %.0f tokens/s, %ld trainable parameters",
-                            trainer.step, first, last, median, model.adapters.parameterCount)] + evalNotes
-        if spec.quantizationOrDefault.computeDtype != .float32 {
-            // Said, not hidden: the CPU backend has no bf16/fp16 GEMM path yet (no AVX512-BF16 on the machines it
-            // was measured on); the dtype still goes into the prepared model's quantization_config for transformers.
-            notes.append("quantization.compute_dtype \(spec.quantizationOrDefault.computeDtype.rawValue): the CPU backend computes in float32")
-        }
+                            trainer.step, first, last, median, model.adapters.parameterCount)]
         if let budget = t.pagedOptimizerBudgetMB {
             let stateMB = Double(2 * 4 * model.adapters.parameterCount) / 1_048_576
             metrics["optimizer_page_evictions"] = Double(trainer.optimizer.pageEvictions)

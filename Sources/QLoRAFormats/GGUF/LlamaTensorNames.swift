@@ -1,3 +1,78 @@
+/// The tensor names of a LLaMA-family model in Hugging Face checkpoints and in GGUF files (llama.cpp's
+/// `convert_hf_to_gguf.py` map, spec safetensors-and-gguf §3.3), and which of them the converter row-permutes
+/// (Q and K, §3.4; the permutation itself is below). The one table the model loader, the preparer and the
+/// GGUF LoRA export use.
+public enum LlamaTensorNames {
+    /// Which head count a Q/K row permutation runs over.
+    public enum Heads: Sendable, Equatable {
+        /// `num_attention_heads` (q_proj and its bias).
+        case query
+        /// `num_key_value_heads` (k_proj and its bias).
+        case keyValue
+    }
+
+    /// One tensor: its HF name, its GGUF name, and the permutation GGUF applies to its rows (nil: none).
+    public struct Entry: Sendable, Equatable {
+        public let hf: String
+        public let gguf: String
+        public let permutedHeads: Heads?
+
+        init(_ hf: String, _ gguf: String, _ permutedHeads: Heads? = nil) {
+            self.hf = hf
+            self.gguf = gguf
+            self.permutedHeads = permutedHeads
+        }
+    }
+
+    /// Model-level tensors. `lm_head.weight`/`output.weight` is absent when tied to the embeddings.
+    public static let model: [Entry] = [
+        Entry("model.embed_tokens.weight", "token_embd.weight"),
+        Entry("model.norm.weight", "output_norm.weight"),
+        Entry("lm_head.weight", "output.weight"),
+    ]
+
+    /// Per-layer tensors, named relative to the layer (`hfLayerPrefix` / `ggufLayerPrefix`). Biases exist only
+    /// for models with attention biases (Qwen2).
+    public static let layer: [Entry] = [
+        Entry("input_layernorm.weight", "attn_norm.weight"),
+        Entry("self_attn.q_proj.weight", "attn_q.weight", .query),
+        Entry("self_attn.k_proj.weight", "attn_k.weight", .keyValue),
+        Entry("self_attn.v_proj.weight", "attn_v.weight"),
+        Entry("self_attn.o_proj.weight", "attn_output.weight"),
+        Entry("self_attn.q_proj.bias", "attn_q.bias", .query),
+        Entry("self_attn.k_proj.bias", "attn_k.bias", .keyValue),
+        Entry("self_attn.v_proj.bias", "attn_v.bias"),
+        Entry("post_attention_layernorm.weight", "ffn_norm.weight"),
+        Entry("mlp.gate_proj.weight", "ffn_gate.weight"),
+        Entry("mlp.up_proj.weight", "ffn_up.weight"),
+        Entry("mlp.down_proj.weight", "ffn_down.weight"),
+    ]
+
+    public static func hfLayerPrefix(_ layer: Int) -> String { "model.layers.\(layer)." }
+    public static func ggufLayerPrefix(_ layer: Int) -> String { "blk.\(layer)." }
+
+    /// The entry of a per-layer tensor by its HF name relative to the layer (`self_attn.q_proj.weight`).
+    public static func layerEntry(hf: String) -> Entry? { layer.first { $0.hf == hf } }
+
+    /// Every tensor of a model with `layers` layers (biases included only with `attentionBias`), with full
+    /// names: model-level ones first and last, layers in order.
+    public static func entries(layers: Int, attentionBias: Bool = false) -> [Entry] {
+        var out = [model[0]]
+        for i in 0..<layers {
+            for e in layer where attentionBias || !e.hf.hasSuffix(".bias") {
+                out.append(Entry(hfLayerPrefix(i) + e.hf, ggufLayerPrefix(i) + e.gguf, e.permutedHeads))
+            }
+        }
+        return out + model[1...]
+    }
+
+    /// llama.cpp's module name of an HF projection module path (`self_attn.q_proj` → `attn_q`), nil when unknown.
+    public static func ggufModule(ofHFModule module: String) -> String? {
+        guard let e = layerEntry(hf: module + ".weight") else { return nil }
+        return String(e.gguf.dropLast(".weight".count))
+    }
+}
+
 // The LLaMA Q/K row permutation (spec/safetensors-and-gguf.md §3.4). llama.cpp's converter reorders the rows
 // of q_proj/k_proj (and their biases) so that NORM rope's adjacent pairs (2i, 2i+1) line up with HF
 // rotate_half's pairs (i, i + hd/2). Per head h, i in 0..<hd/2, j in {0, 1}:

@@ -1,6 +1,6 @@
 import Foundation
 import QLoRACore
-import QLoRAModel
+import QLoRAFormats
 
 /// LoRA hyperparameters (spec lora-and-peft-format §1; PEFT `LoraConfig` names).
 public struct LoRAConfig: Sendable, Equatable {
@@ -24,14 +24,20 @@ public struct LoRAConfig: Sendable, Equatable {
     public var scaling: Float { Float(useRSLoRA ? alpha / Double(rank).squareRoot() : alpha / Double(rank)) }
 }
 
-/// One adapter pair: `A[r, in]`, `B[out, r]` (row-major, PEFT layout). Also used for their gradients.
-public struct LoRAAdapter: Sendable, Equatable {
+/// One projection's LoRA pair (LoRA, Hu et al. 2021; spec lora-and-peft-format §1): `A [r, in]`, `B [out, r]`
+/// (row-major, PEFT layout). The same type holds training's parameters, their gradients (same shapes), the
+/// deltas inference applies and what merging adds; the scale `s` (`LoRAConfig.scaling`) is the adapter's,
+/// passed in where it is used.
+public struct LoRAPair: Sendable, Equatable {
     public let rank: Int, inFeatures: Int, outFeatures: Int
+    /// `[r, in]`
     public var a: [Float]
+    /// `[out, r]`
     public var b: [Float]
 
     public init(rank: Int, inFeatures: Int, outFeatures: Int, a: [Float], b: [Float]) {
-        precondition(a.count == rank * inFeatures && b.count == outFeatures * rank, "adapter shapes do not match")
+        precondition(rank > 0 && a.count == rank * inFeatures && b.count == outFeatures * rank,
+                     "LoRA pair: A has \(a.count) values, B \(b.count), for rank \(rank), \(inFeatures) in, \(outFeatures) out")
         self.rank = rank
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
@@ -39,25 +45,63 @@ public struct LoRAAdapter: Sendable, Equatable {
         self.b = b
     }
 
-    public static func zeros(rank: Int, inFeatures: Int, outFeatures: Int) -> LoRAAdapter {
-        LoRAAdapter(rank: rank, inFeatures: inFeatures, outFeatures: outFeatures,
-                    a: [Float](repeating: 0, count: rank * inFeatures), b: [Float](repeating: 0, count: outFeatures * rank))
+    public static func zeros(rank: Int, inFeatures: Int, outFeatures: Int) -> LoRAPair {
+        LoRAPair(rank: rank, inFeatures: inFeatures, outFeatures: outFeatures,
+                 a: [Float](repeating: 0, count: rank * inFeatures), b: [Float](repeating: 0, count: outFeatures * rank))
+    }
+
+    /// `y[rows, out] += s · (x[rows, in] · Aᵀ) · Bᵀ` at inference (no dropout: identity at eval), in the training
+    /// forward's order (`z = x·Aᵀ`, `z *= s`, `y += z·Bᵀ`, see `LoRALlama.linear`), so inference reproduces
+    /// training's values.
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, scale s: Float, into y: UnsafeMutablePointer<Float>,
+                      backend: any Backend) {
+        guard rows > 0 else { return }
+        var z = [Float](repeating: 0, count: rows * rank)
+        z.withUnsafeMutableBufferPointer { zb in
+            let zp = zb.baseAddress!
+            backend.matmulTransposed(x, a, zp, m: rows, n: rank, k: inFeatures, accumulate: false)
+            backend.scale(zp, by: s, count: rows * rank)
+            backend.matmulTransposed(zp, b, y, m: rows, n: outFeatures, k: rank, accumulate: true)
+        }
+    }
+
+    /// `W' = W + s·B·A` (`weight` is `[out, in]` row-major), as PEFT's `get_delta_weight` + merge computes it:
+    /// `B·A` in fp32, then scaled by `s` and added.
+    public func merge(scale s: Float, into weight: inout [Float]) {
+        precondition(weight.count == outFeatures * inFeatures, "weight and LoRA pair shapes differ")
+        let out = outFeatures, n = inFeatures, r = rank
+        var delta = [Float](repeating: 0, count: n)
+        for i in 0..<out {
+            for j in 0..<n { delta[j] = 0 }
+            for k in 0..<r {
+                let bk = b[i * r + k]
+                if bk == 0 { continue }
+                a.withUnsafeBufferPointer { a in
+                    let row = a.baseAddress! + k * n
+                    for j in 0..<n { delta[j] += bk * row[j] }
+                }
+            }
+            weight.withUnsafeMutableBufferPointer { w in
+                let row = w.baseAddress! + i * n
+                for j in 0..<n { row[j] += s * delta[j] }
+            }
+        }
     }
 }
 
 /// The adapters of a whole model: `layers[i][projection]`, present for the configured targets.
 /// The same type holds the parameters and their gradients.
 public struct LoRAWeights: Sendable, Equatable {
-    public var layers: [[Projection: LoRAAdapter]]
+    public var layers: [[Projection: LoRAPair]]
 
-    public init(layers: [[Projection: LoRAAdapter]]) { self.layers = layers }
+    public init(layers: [[Projection: LoRAPair]]) { self.layers = layers }
 
     /// All zeros, shaped for `config` and `lora` (gradient accumulators start here).
     public static func zeros(_ config: LlamaConfig, _ lora: LoRAConfig) -> LoRAWeights {
         LoRAWeights(layers: (0..<config.layers).map { _ in
             Dictionary(uniqueKeysWithValues: lora.targets.map { p in
                 let s = p.shape(config)
-                return (p, LoRAAdapter.zeros(rank: lora.rank, inFeatures: s.in, outFeatures: s.out))
+                return (p, LoRAPair.zeros(rank: lora.rank, inFeatures: s.in, outFeatures: s.out))
             })
         })
     }
@@ -93,8 +137,9 @@ public struct LoRAWeights: Sendable, Equatable {
         return out
     }
 
+    /// The PEFT tensor key of one side of one pair (`PEFTAdapterFormat.key`).
     public static func peftKey(layer: Int, projection: Projection, isA: Bool) -> String {
-        "base_model.model.model.layers.\(layer).\(projection.modulePath).lora_\(isA ? "A" : "B").weight"
+        PEFTAdapterFormat.key(layer: layer, module: projection.rawValue, isA: isA)
     }
 
     /// Calls `body` on every tensor's values in `tensorNames` order.
@@ -125,12 +170,25 @@ public struct LoRAWeights: Sendable, Equatable {
 }
 
 extension LoRAWeights {
-    /// These adapters as inference deltas for `LlamaModel.withAdapter` (`scale` = `lora.scaling`).
-    public func lowRank(_ lora: LoRAConfig, source: String = "<memory>") -> LlamaAdapter {
-        LlamaAdapter(layers: layers.map { layer in
-            layer.mapValues { ad in
-                LowRankDelta(rank: ad.rank, inFeatures: ad.inFeatures, outFeatures: ad.outFeatures, a: ad.a, b: ad.b, scale: lora.scaling)
+    /// The projections adapted in at least one layer, in `Projection.allCases` order.
+    public var targets: [Projection] {
+        Projection.allCases.filter { p in layers.contains { $0[p] != nil } }
+    }
+
+    /// Checks the layer count and every pair's shape against `config`; errors name `source`, the layer and
+    /// the projection.
+    public func validate(for config: LlamaConfig, source: String) throws {
+        guard layers.count == config.layers else {
+            throw ModelError(file: source, "the adapter has \(layers.count) layers, the model \(config.layers)")
+        }
+        for (i, layer) in layers.enumerated() {
+            for p in Projection.allCases {
+                guard let d = layer[p] else { continue }
+                let s = p.shape(config)
+                guard d.inFeatures == s.in, d.outFeatures == s.out else {
+                    throw ModelError(file: source, "layer \(i) \(p.rawValue): the adapter maps \(d.inFeatures) → \(d.outFeatures) features, the model's projection \(s.in) → \(s.out)")
+                }
             }
-        }, source: source)
+        }
     }
 }
