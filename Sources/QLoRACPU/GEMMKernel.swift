@@ -201,17 +201,17 @@ public struct GEMMKernel: Sendable, Codable, Equatable {
         let got = requested.map { $0.caseInsensitiveCompare(coreName) == .orderedSame } ?? true
             ? "" : "; OpenBLAS uses \(coreName) instead (not a DYNAMIC_ARCH build, or an unknown name)"
         switch choice {
-        case .cpuid: return "chosen by qlora from cpuid (OPENBLAS_CORETYPE=\(asked) for OpenBLAS's initialisation)" + got
-        case .userEnvironment: return "the user's choice: OPENBLAS_CORETYPE=\(asked) in the environment" + got
+        case .cpuid: return "chosen by qlora from cpuid (OPENBLAS_CORETYPE=\(asked) for OpenBLAS's initialisation only)" + got
+        case .userEnvironment: return "the user's choice (OPENBLAS_CORETYPE=\(asked) in the environment)" + got
         case .caller: return "named by the caller (\(asked))" + got
         case .openBLAS: return "OpenBLAS's own cpuid detection"
         case .preloaded: return "OpenBLAS's own detection: the library was already loaded before qlora could choose"
         }
     }
 
-    /// One line for benches and `qlora devices`: "OpenBLAS 0.3.21, Zen kernels (chosen by qlora from cpuid ...), 2 threads, /usr/lib/...".
+    /// One line for benches: "OpenBLAS 0.3.21, Zen kernels: chosen by qlora from cpuid (...); 2 thread(s); /usr/lib/...".
     public var summary: String {
-        var text = "\(implementation) \(version ?? "?"), \(coreName) kernels (\(choiceDescription)), \(threads) thread(s), \(library)"
+        var text = "\(implementation) \(version ?? "?"), \(coreName) kernels: \(choiceDescription); \(threads) thread(s); \(library)"
         if isFallbackOnThisCPU { text += " — WARNING: a pre-AVX2 fallback on a CPU with AVX2+FMA" }
         return text
     }

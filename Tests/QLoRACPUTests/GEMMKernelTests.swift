@@ -82,7 +82,7 @@ import QLoRACPU
         let expected = OpenBLASCoreType.choose(features: cpu.features, vendor: cpu.vendor, family: cpu.family, model: cpu.model)
         #expect(kernel.choice == .cpuid && kernel.requested == expected)
         #expect(kernel.coreName.lowercased() == expected?.lowercased())
-        #expect(kernel.summary.contains("\(kernel.coreName) kernels (chosen by qlora from cpuid"))
+        #expect(kernel.summary.contains("\(kernel.coreName) kernels: chosen by qlora from cpuid"))
     }
 
     @Test func configureComesTooLateOnceLoaded() throws {
