@@ -26,7 +26,8 @@ let package = Package(
         .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
                        providers: [.apt(["libarchive-dev"])]),
         .target(name: "QLoRACore"),
-        .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("openblas")]),
+        // OpenBLAS is dlopen'ed at first use (Sources/COpenBLAS/include/COpenBLAS.h says why), not linked.
+        .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         .target(name: "CQLoRAKernels"),
         .target(name: "QLoRACPU", dependencies: ["QLoRACore", "COpenBLAS", "CQLoRAKernels"]),
         .target(name: "QLoRABackends", dependencies: ["QLoRACore", "QLoRACPU"]),

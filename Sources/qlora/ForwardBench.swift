@@ -42,6 +42,7 @@ struct ForwardBench: ParsableCommand {
         let m = loaded.model, c = m.config
         print(String(format: "model %@: %d layers, hidden %d, load %.2f s, peak RSS after load %@", model, c.layers, c.hiddenSize,
                      loaded.loadSeconds, formatBytes(Int64(usage.ru_maxrss) * 1024)))
+        printGEMMKernelLine()
         let prompt = (0..<promptTokens).map { ($0 * 7919 + 13) % c.vocabSize }
         var prefill: [Double] = []
         for _ in 0..<6 {

@@ -16,7 +16,7 @@ struct Qlora: ParsableCommand {
         subcommands: [RunCommand.self, StatusCommand.self, ValidateCommand.self, EncodeCommand.self, DecodeCommand.self,
                       ChatTemplateCommand.self, GenerateCommand.self, LogitsCommand.self, QuantizeCommand.self, InspectCommand.self,
                       PrepareCommand.self, EvaluateCommand.self, UnpackCommand.self, VerifyCommand.self, ExportCommand.self,
-                      BenchCommand.self])
+                      BenchCommand.self, DevicesCommand.self])
 }
 
 /// Writes to standard error.

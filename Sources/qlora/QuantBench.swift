@@ -48,6 +48,7 @@ struct NF4Bench: ParsableCommand {
             }
         }
         print("threads \(threads), dequant path \(FourBitKernels.path)")
+        printGEMMKernelLine()
 
         // Dequantization throughput.
         let side = 4096
@@ -143,6 +144,7 @@ struct PerplexityBench: ParsableCommand {
         }
         let tokens = sequences.reduce(0) { $0 + $1.count - 1 }
         print("\(sequences.count) passages, \(tokens) predicted tokens, model \(model)")
+        printGEMMKernelLine()
         let m = loaded.model
         let variants: [(String, FourBitOptions?)] = [
             ("fp32", nil),

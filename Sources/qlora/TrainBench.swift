@@ -85,6 +85,7 @@ struct TrainBench: ParsableCommand {
 
         let ceiling = sgemmCeiling(threads: threads)
         print(String(format: "sgemm ceiling (2048³ through CPUBackend.matmulTransposed, median of 5): %.1f GFLOP/s", ceiling))
+        printGEMMKernelLine()
 
         var rows: [(name: String, r: [String: Any])] = []
         for on in settings {
