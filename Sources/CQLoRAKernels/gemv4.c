@@ -10,8 +10,8 @@
 // taken in increasing j within a lane, each as lane = fma(w_j, x_j, lane) (one rounding). Then
 // t[i] = a[i] + a[i + 16] (i < 16), u[i] = t[i] + t[i + 8] (i < 8), and the row sum is
 // ((u0 + u4) + (u2 + u6)) + ((u1 + u5) + (u3 + u7)); with `accumulate` it is added to y[r] last.
-// The AVX2 path keeps lanes 0-7 / 8-15 / 16-31 as four ymm accumulators fed with the high / low nibbles of
-// 16 codes against x de-interleaved into even / odd elements; the portable path runs the lanes one element at
+// The AVX2 path keeps lanes 0-7 / 8-15 / 16-23 / 24-31 as four ymm accumulators (high / low nibbles of an even
+// 16-code group, then of the odd group after it) against x de-interleaved into even / odd elements; the portable path runs the lanes one element at
 // a time with fmaf. Both round identically, so they give bit-identical results. Threads split rows, never a
 // row's sum, so results do not depend on the thread count either.
 #include "CQLoRAKernels.h"
@@ -183,7 +183,7 @@ void qlk_gemv4(const qlk_fourbit *w, const float *x, float *y, int64_t row_begin
     if (sc != scaleBuffer) free(sc);
 }
 
-// Block-int8 matrix-vector product (the decode LM head, gemv_i8 in CQLoRAKernels.h): row r's element j is
+// Block-int8 matrix-vector product (qlk_gemv_i8: the decode LM head): row r's element j is
 // w = d[r·(cols/32) + j/32] · q[r·cols + j]. Accumulation order: 32 lanes, element j in lane j % 32 (increasing j
 // within a lane, lane = fma(w, x_j, lane)), then the same combining tree as qlk_gemv4. Callers build d and q so
 // that every product d·q is exact (the fp32 weights it stands for), so the two paths agree bit for bit.
