@@ -6,18 +6,23 @@
 // a double-quantized scale is fl32(fl32(map[q] · absmax[b / nested_blocksize]) + offset) as NestedScales.scale.
 //
 // Accumulation order (the definition both paths implement): per row, 32 float32 lanes start at +0; element j of
-// the row (local index, 0 ≤ j < cols) goes to lane ((j >> 4) & 1)·16 + (j & 1)·8 + ((j >> 1) & 7), elements
-// taken in increasing j within a lane, each as lane = fma(w_j, x_j, lane) (one rounding). Then
-// t[i] = a[i] + a[i + 16] (i < 16), u[i] = t[i] + t[i + 8] (i < 8), and the row sum is
-// ((u0 + u4) + (u2 + u6)) + ((u1 + u5) + (u3 + u7)); with `accumulate` it is added to y[r] last.
-// The AVX2 path keeps lanes 0-7 / 8-15 / 16-23 / 24-31 as four ymm accumulators (high / low nibbles of an even
-// 16-code group, then of the odd group after it) against x de-interleaved into even / odd elements; the portable path runs the lanes one element at
-// a time with fmaf. Both round identically, so they give bit-identical results. Threads split rows, never a
-// row's sum, so results do not depend on the thread count either.
+// the row (local index, 0 ≤ j < cols) goes to lane 8·((j >> 3) & 3) + ((j & 7) >> 1) + 4·(j & 1), elements taken
+// in increasing j within a lane, each as lane = fma(w_j, x_j, lane) (one rounding). Then t[i] = a[i] + a[i + 16]
+// (i < 16), u[i] = t[i] + t[i + 8] (i < 8), and the row sum is ((u0 + u4) + (u2 + u6)) + ((u1 + u5) + (u3 + u7));
+// with `accumulate` it is added to y[r] last.
+// The AVX2 path handles 32 codes (16 bytes) at a time with in-lane byte shuffles only (Zen's lane-crossing
+// vpermps was the bottleneck): the high and low nibbles side by side in one register, four vpshufb look up the
+// four bytes of codebook[code], two rounds of unpacks assemble the floats — which come out as elements
+// 8m + (0, 2, 4, 6, 1, 3, 5, 7) in register m, hence the lane numbering above — then one multiply by the block
+// scale (giving exactly fl32(codebook · scale)) and one FMA against x permuted the same way once per call. The
+// portable path runs the lanes one element at a time with fmaf. Both round identically, so they give
+// bit-identical results. Threads split rows, never a row's sum, so results do not depend on the thread count
+// either.
 #include "CQLoRAKernels.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #pragma STDC FP_CONTRACT OFF
 
@@ -43,7 +48,7 @@ static void expand_scales(const qlk_fourbit *w, int64_t b0, int64_t count, float
     }
 }
 
-static inline int lane_of(int64_t j) { return (int)(((j >> 4) & 1) * 16 + (j & 1) * 8 + ((j >> 1) & 7)); }
+static inline int lane_of(int64_t j) { return (int)(8 * ((j >> 3) & 3) + ((j & 7) >> 1) + 4 * (j & 1)); }
 
 // Elements [j, cols) of row r into the lanes, one at a time (the portable path, and the AVX2 path's tail).
 // sc[i] is the scale of block b0 + i.
@@ -72,15 +77,6 @@ static inline float combine(const float a[32]) {
 }
 
 #ifdef QLK_X86
-// codebook·scale of the code in bits 0-3 of each lane (vpermps reads bits 0-2, bit 3 picks the table): `bit3`
-// holds that bit in its sign bit. Bits above bit 3 of `idx` are ignored.
-__attribute__((target("avx2,fma")))
-static inline __m256 lookup16(__m256i idx, __m256i bit3, __m256 low8, __m256 high8) {
-    const __m256 a = _mm256_permutevar8x32_ps(low8, idx);
-    const __m256 b = _mm256_permutevar8x32_ps(high8, idx);
-    return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(bit3));
-}
-
 // combine() on vectors: u = (a[0..7] + a[16..23]) + (a[8..15] + a[24..31]) is the caller's part; this adds
 // ((u0 + u4) + (u2 + u6)) + ((u1 + u5) + (u3 + u7)), the same operations in the same order.
 __attribute__((target("avx2,fma")))
@@ -90,55 +86,79 @@ static inline float combine8(__m256 u) {
     return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));                              // t_0 + t_1
 }
 
-// The high-nibble (even element) and low-nibble (odd element) weights of 8 packed bytes.
-#define QLK_HI(c) lookup16(_mm256_srli_epi32((c), 4), _mm256_slli_epi32((c), 24), low8, high8)
-#define QLK_LO(c) lookup16((c), _mm256_slli_epi32((c), 28), low8, high8)
-
-// One row whose first element is a multiple of 32 (so 16-element groups start on a byte and never straddle a
-// block: block sizes are multiples of 32). xe/xo: x's even/odd elements of the first 16·(cols/16) columns.
+// One row whose first element is a multiple of 32 (so 32-element groups start on a byte and never straddle a
+// block: block sizes are multiples of 32). planes[k]: byte k of the 16 codebook floats, in both 128-bit halves.
+// xp: x's first 32·(cols/32) elements with each 8 permuted to (0, 2, 4, 6, 1, 3, 5, 7).
 __attribute__((target("avx2,fma")))
-static float row_avx2(const qlk_fourbit *w, int64_t r, const float *x, const float *xe, const float *xo, const float *sc,
-                      int64_t b0) {
-    const int64_t k = w->cols, f0 = r * k, bs = w->blocksize, groups = k / 16;
+static float row_avx2(const qlk_fourbit *w, int64_t r, const float *x, const float *xp, const __m256i planes[4],
+                      const float *sc, int64_t b0) {
+    const int64_t k = w->cols, f0 = r * k, bs = w->blocksize, groups = k / 32;
     const uint8_t *p = w->packed + f0 / 2;
-    const __m256 bookLow = _mm256_loadu_ps(w->codebook), bookHigh = _mm256_loadu_ps(w->codebook + 8);
-    __m256 h0 = _mm256_setzero_ps(), l0 = h0, h1 = h0, l1 = h0;
-    int64_t g = 0, b = f0 / bs, limit = ((b + 1) * bs - f0) / 16;  // limit: first group of the next block
-    for (; g < groups; b++, limit += bs / 16) {
+    const __m128i fifteen = _mm_set1_epi8(15);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t g = 0, b = f0 / bs, limit = ((b + 1) * bs - f0) / 32;  // limit: first group of the next block
+    for (; g < groups; b++, limit += bs / 32) {
         const int64_t end = limit < groups ? limit : groups;
         const __m256 s = _mm256_set1_ps(sc[b - b0]);
-        const __m256 low8 = _mm256_mul_ps(bookLow, s), high8 = _mm256_mul_ps(bookHigh, s);
-        for (; g + 1 < end; g += 2) {  // g is even here: groups g (lanes 0-15) and g+1 (lanes 16-31)
-            const __m256i c0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8 * g)));
-            const __m256i c1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8 * g + 8)));
-            h0 = _mm256_fmadd_ps(QLK_HI(c0), _mm256_loadu_ps(xe + 8 * g), h0);
-            l0 = _mm256_fmadd_ps(QLK_LO(c0), _mm256_loadu_ps(xo + 8 * g), l0);
-            h1 = _mm256_fmadd_ps(QLK_HI(c1), _mm256_loadu_ps(xe + 8 * g + 8), h1);
-            l1 = _mm256_fmadd_ps(QLK_LO(c1), _mm256_loadu_ps(xo + 8 * g + 8), l1);
-        }
-        if (g < end) {  // a last single group (cols % 32 == 16): even g, lanes 0-15
-            const __m256i c0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8 * g)));
-            h0 = _mm256_fmadd_ps(QLK_HI(c0), _mm256_loadu_ps(xe + 8 * g), h0);
-            l0 = _mm256_fmadd_ps(QLK_LO(c0), _mm256_loadu_ps(xo + 8 * g), l0);
-            g++;
+        for (; g < end; g++) {
+            const __m128i bytes = _mm_loadu_si128((const __m128i *)(p + 16 * g));
+            const __m128i hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), fifteen), lo = _mm_and_si128(bytes, fifteen);
+            const __m256i codes = _mm256_inserti128_si256(_mm256_castsi128_si256(hi), lo, 1);  // even | odd elements
+            const __m256i p0 = _mm256_shuffle_epi8(planes[0], codes), p1 = _mm256_shuffle_epi8(planes[1], codes);
+            const __m256i p2 = _mm256_shuffle_epi8(planes[2], codes), p3 = _mm256_shuffle_epi8(planes[3], codes);
+            const __m256i l01 = _mm256_unpacklo_epi8(p0, p1), h01 = _mm256_unpackhi_epi8(p0, p1);
+            const __m256i l23 = _mm256_unpacklo_epi8(p2, p3), h23 = _mm256_unpackhi_epi8(p2, p3);
+            const float *xg = xp + 32 * g;
+            a0 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(l01, l23)), s), _mm256_loadu_ps(xg), a0);
+            a1 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(l01, l23)), s), _mm256_loadu_ps(xg + 8), a1);
+            a2 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(h01, h23)), s), _mm256_loadu_ps(xg + 16), a2);
+            a3 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(h01, h23)), s), _mm256_loadu_ps(xg + 24), a3);
         }
     }
-    if (16 * groups < k) {  // the tail, one element at a time
+    if (32 * groups < k) {  // the tail, one element at a time
         float acc[32];
-        _mm256_storeu_ps(acc, h0);
-        _mm256_storeu_ps(acc + 8, l0);
-        _mm256_storeu_ps(acc + 16, h1);
-        _mm256_storeu_ps(acc + 24, l1);
-        row_scalar(w, r, x, 16 * groups, sc, b0, acc);
-        h0 = _mm256_loadu_ps(acc);
-        l0 = _mm256_loadu_ps(acc + 8);
-        h1 = _mm256_loadu_ps(acc + 16);
-        l1 = _mm256_loadu_ps(acc + 24);
+        _mm256_storeu_ps(acc, a0);
+        _mm256_storeu_ps(acc + 8, a1);
+        _mm256_storeu_ps(acc + 16, a2);
+        _mm256_storeu_ps(acc + 24, a3);
+        row_scalar(w, r, x, 32 * groups, sc, b0, acc);
+        a0 = _mm256_loadu_ps(acc);
+        a1 = _mm256_loadu_ps(acc + 8);
+        a2 = _mm256_loadu_ps(acc + 16);
+        a3 = _mm256_loadu_ps(acc + 24);
     }
-    return combine8(_mm256_add_ps(_mm256_add_ps(h0, h1), _mm256_add_ps(l0, l1)));
+    return combine8(_mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3)));
 }
-#undef QLK_HI
-#undef QLK_LO
+
+__attribute__((target("avx2,fma")))
+static void gemv4_avx2(const qlk_fourbit *w, const float *x, float *y, int64_t row_begin, int64_t row_end, int accumulate,
+                       const float *sc, int64_t b0) {
+    const int64_t k = w->cols, n32 = 32 * (k / 32);
+    uint8_t bytes[4][16];
+    for (int c = 0; c < 16; c++) {
+        uint32_t bits;
+        memcpy(&bits, &w->codebook[c], 4);
+        for (int i = 0; i < 4; i++) bytes[i][c] = (uint8_t)(bits >> (8 * i));
+    }
+    __m256i planes[4];
+    for (int i = 0; i < 4; i++) planes[i] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)bytes[i]));
+    static const int order[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+    float xBuffer[4096];
+    float *xp = n32 <= 4096 ? xBuffer : (float *)malloc((size_t)n32 * sizeof(float));
+    for (int64_t i = 0; i < n32; i++) xp[i] = x[(i & ~7) + order[i & 7]];
+    for (int64_t r = row_begin; r < row_end; r++) {
+        float s;
+        if ((r * k) % 32 == 0) {
+            s = row_avx2(w, r, x, xp, planes, sc, b0);
+        } else {
+            float acc[32] = {0};
+            row_scalar(w, r, x, 0, sc, b0, acc);
+            s = combine(acc);
+        }
+        y[r] = accumulate ? y[r] + s : s;
+    }
+    if (xp != xBuffer) free(xp);
+}
 #endif
 
 void qlk_gemv4(const qlk_fourbit *w, const float *x, float *y, int64_t row_begin, int64_t row_end, int accumulate) {
@@ -150,26 +170,7 @@ void qlk_gemv4(const qlk_fourbit *w, const float *x, float *y, int64_t row_begin
     expand_scales(w, b0, blocks, sc);
 #ifdef QLK_X86
     if (qlk_dequant4_path() == 1 && bs % 32 == 0 && k >= 32) {
-        const int64_t half = 8 * (k / 16);
-        float xBuffer[2 * 2048];
-        float *xe = half <= 2048 ? xBuffer : (float *)malloc(2 * (size_t)half * sizeof(float));
-        float *xo = xe + half;
-        for (int64_t i = 0; i < half; i++) {
-            xe[i] = x[2 * i];
-            xo[i] = x[2 * i + 1];
-        }
-        for (int64_t r = row_begin; r < row_end; r++) {
-            float s;
-            if ((r * k) % 32 == 0) {
-                s = row_avx2(w, r, x, xe, xo, sc, b0);
-            } else {
-                float acc[32] = {0};
-                row_scalar(w, r, x, 0, sc, b0, acc);
-                s = combine(acc);
-            }
-            y[r] = accumulate ? y[r] + s : s;
-        }
-        if (xe != xBuffer) free(xe);
+        gemv4_avx2(w, x, y, row_begin, row_end, accumulate, sc, b0);
         if (sc != scaleBuffer) free(sc);
         return;
     }
