@@ -160,3 +160,25 @@ extension CPUBackend {
         }
     }
 }
+
+/// Decoding attention: one query row over `start + 1` cached keys/values, per head a GEMV over the keys
+/// (`s[j] = scale · q_h·k_j`), the softmax with the kernels' exp, and one over the values
+/// (`o_h = Σ_j p_j v_j / Σ_j p_j`, accumulated in j order) — qlk_attn_scores/qlk_attn_values in
+/// Sources/CQLoRAKernels/gemv4.c. Reads the cache in place; the scores live in a stack buffer, so a decode step
+/// allocates nothing here.
+extension CPUBackend {
+    func decodeAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+                         start: Int, heads: Int, kvHeads: Int, headDim d: Int, scale: Float) {
+        let group = heads / kvHeads, kvStride = kvHeads * d, total = start + 1
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: total) { buffer in
+            let scores = buffer.baseAddress!
+            for h in 0..<heads {
+                let kvh = h / group
+                qlk_attn_scores(q + h * d, k + kvh * d, Int64(kvStride), Int64(d), Int64(total), scale, scores)
+                let m = CPUKernels.maximum(scores, total)
+                let sum = qlk_exp_shifted_sum(scores, scores, Int64(total), m)
+                qlk_attn_values(scores, v + kvh * d, Int64(kvStride), Int64(d), Int64(total), 1 / sum, out + h * d)
+            }
+        }
+    }
+}

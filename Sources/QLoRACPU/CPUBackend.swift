@@ -89,6 +89,9 @@ public struct CPUBackend: Backend {
     /// Per head: `S = Q_h·K_hᵀ` (sgemm over strided rows), causal mask, row softmax, `O_h = P·V_h` (sgemm).
     public func attention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                           rows: Int, start: Int, heads: Int, kvHeads: Int, headDim: Int, scale: Float) {
+        if rows == 1 {  // decoding: CPUBackend+Attention.swift
+            return decodeAttention(q: q, k: k, v: v, out: out, start: start, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale)
+        }
         let group = heads / kvHeads
         let qStride = heads * headDim, kvStride = kvHeads * headDim
         let total = start + rows

@@ -7,7 +7,8 @@ import QLoRACore
 //
 // The 4-bit linear never dequantizes the whole matrix: it walks the weight in slabs of about 2 MiB,
 // dequantizes a slab with the SIMD kernel (`qlk_dequant4`, bit-identical to the scalar
-// reference), and feeds it to sgemm.
+// reference), and feeds it to sgemm. One row (decoding) goes to the fused GEMV instead (FourBitGEMV.swift),
+// which never writes dequantized weights at all.
 //   forward   y[:, n0..<n1]  = x · slab(rows n0..<n1)ᵀ                     (slab = tn rows × k)
 //   backward  dx[:, k0..<k1] = dy · slab(all n rows, columns k0..<k1)     (slab = n × kc, full reduction over n)
 // Each output element is one sgemm dot product over the full reduction, as with a dense weight.
@@ -22,6 +23,11 @@ extension CPUBackend {
                        accumulate: Bool) {
         let (n, k) = w.matrixShape
         guard m > 0, n > 0, k > 0 else { return }
+        if m == 1 {
+            // Decoding: the fused 4-bit GEMV (FourBitGEMV.swift) reads codes and scales in place.
+            FourBitKernels.gemv(w, x, y, accumulate: accumulate, threads: threads)
+            return
+        }
         let scales = w.scales(ofBlocks: 0..<w.blockCount)
         let tileRows = max(16, min(n, Self.slabFloats / k) / 16 * 16)
         let slab = ScratchPool.shared.take(tileRows * k)
@@ -32,13 +38,8 @@ extension CPUBackend {
             let tn = min(tileRows, n - n0)
             FourBitKernels.dequantizeRows(w, scales: scales, codebook: book, rows: n0..<(n0 + tn), columns: 0..<k,
                                           into: slab, threads: threads)
-            if m == 1 {
-                cblas_sgemv(Int32(QLoRACBLASRowMajor.rawValue), Int32(QLoRACBLASNoTrans.rawValue), Int32(tn), Int32(k), 1,
-                            slab, Int32(k), x, 1, accumulate ? 1 : 0, y + n0, 1)
-            } else {
-                cblas_sgemm(Int32(QLoRACBLASRowMajor.rawValue), Int32(QLoRACBLASNoTrans.rawValue), Int32(QLoRACBLASTrans.rawValue),
-                            Int32(m), Int32(tn), Int32(k), 1, x, Int32(k), slab, Int32(k), accumulate ? 1 : 0, y + n0, Int32(n))
-            }
+            cblas_sgemm(Int32(QLoRACBLASRowMajor.rawValue), Int32(QLoRACBLASNoTrans.rawValue), Int32(QLoRACBLASTrans.rawValue),
+                        Int32(m), Int32(tn), Int32(k), 1, x, Int32(k), slab, Int32(k), accumulate ? 1 : 0, y + n0, Int32(n))
             n0 += tn
         }
     }

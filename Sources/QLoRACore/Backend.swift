@@ -25,6 +25,19 @@ public protocol Backend: Sendable {
     /// with `accumulate`, adds to `y`. The whole dequantized matrix is never materialized by fast backends.
     func linear(_ x: UnsafePointer<Float>, _ w: FourBitTensor, _ y: UnsafeMutablePointer<Float>, rows m: Int, accumulate: Bool)
 
+    /// `ys[i][m, n_i] = x[m, k] · dequant(ws[i])ᵀ` for several 4-bit weights that share one input (q/k/v, gate/up),
+    /// overwriting each `ys[i]`: the values of one `linear` per weight, which a backend may run together (a decode
+    /// step's small products in one thread dispatch).
+    func linear(_ x: UnsafePointer<Float>, _ ws: [FourBitTensor], _ ys: [UnsafeMutablePointer<Float>], rows m: Int)
+
+    /// A frozen dense matrix `w[rows, cols]` taken into the backend's own form for one-row products (a decode step's
+    /// LM head), or nil when the backend has no better form than the matrix itself. `matrixVector` through it gives
+    /// the values of `matmulTransposed` up to summation order.
+    func makeResident(_ w: UnsafeBufferPointer<Float>, rows: Int, cols: Int) -> (any ResidentMatrix)?
+
+    /// `y[rows] = w · x[cols]` for a matrix this backend made resident.
+    func matrixVector(_ w: any ResidentMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>)
+
     /// `dx[m, k] = dy[m, n] · dequant(w)` for a 4-bit weight `w` of shape `[n, k]` (the input gradient through a
     /// frozen base linear); with `accumulate`, adds to `dx`.
     func linearBackwardInput(_ dy: UnsafePointer<Float>, _ w: FourBitTensor, _ dx: UnsafeMutablePointer<Float>, rows m: Int,
@@ -153,4 +166,10 @@ public func documentStarts(_ documents: UnsafePointer<Int32>?, rows: Int) -> [In
     guard let documents, rows > 1 else { return starts }
     for t in 1..<rows { starts[t] = documents[t] == documents[t - 1] ? starts[t - 1] : t }
     return starts
+}
+
+/// A matrix in a backend's own storage (see `Backend.makeResident`); only the backend that made it reads it.
+public protocol ResidentMatrix: AnyObject, Sendable {
+    var rows: Int { get }
+    var cols: Int { get }
 }

@@ -95,6 +95,18 @@ public struct ReferenceBackend: Backend {
         matmulTransposed(x, dense, y, m: m, n: n, k: k, accumulate: accumulate)
     }
 
+    /// One `linear` per weight.
+    public func linear(_ x: UnsafePointer<Float>, _ ws: [FourBitTensor], _ ys: [UnsafeMutablePointer<Float>], rows m: Int) {
+        for (w, y) in zip(ws, ys) { linear(x, w, y, rows: m, accumulate: false) }
+    }
+
+    /// The definition keeps matrices as they are.
+    public func makeResident(_ w: UnsafeBufferPointer<Float>, rows: Int, cols: Int) -> (any ResidentMatrix)? { nil }
+
+    public func matrixVector(_ w: any ResidentMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        preconditionFailure("ReferenceBackend makes no resident matrices")
+    }
+
     public func linearBackwardInput(_ dy: UnsafePointer<Float>, _ w: FourBitTensor, _ dx: UnsafeMutablePointer<Float>, rows m: Int,
                                     accumulate: Bool) {
         let (n, k) = w.matrixShape

@@ -2,17 +2,60 @@ import Foundation
 import QLoRACore
 
 /// Keys and values of every layer for the positions seen so far (generation reuses them).
+///
+/// One allocation for all keys and one for all values, fixed at creation: layer `l`'s keys are the
+/// `[capacity, kvHeads·headDim]` rows at `l · capacity · kvHeads·headDim`, so appending a token writes its rows in
+/// place and attention reads the cache where it lies. A value type: a copy shares the storage until either
+/// side appends (copy on write, of the filled positions only).
 public struct KVCache: Sendable {
     public private(set) var length = 0
     let capacity: Int
-    var keys: [[Float]]
-    var values: [[Float]]
+    /// Floats per position (`kvHeads · headDim`).
+    let width: Int
+    private var storage: Storage
+
+    final class Storage: @unchecked Sendable {
+        let keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>
+        let layers: Int, layerFloats: Int
+
+        init(layers: Int, layerFloats: Int) {
+            self.layers = layers
+            self.layerFloats = layerFloats
+            // Never read before written: attention only sees positions < length.
+            keys = .allocate(capacity: max(1, layers * layerFloats))
+            values = .allocate(capacity: max(1, layers * layerFloats))
+        }
+
+        /// A copy holding the first `used` floats of every layer.
+        func copy(used: Int) -> Storage {
+            let c = Storage(layers: layers, layerFloats: layerFloats)
+            for l in 0..<layers {
+                (c.keys + l * layerFloats).update(from: keys + l * layerFloats, count: used)
+                (c.values + l * layerFloats).update(from: values + l * layerFloats, count: used)
+            }
+            return c
+        }
+
+        deinit {
+            keys.deallocate()
+            values.deallocate()
+        }
+    }
 
     public init(config: LlamaConfig, capacity: Int) {
         self.capacity = capacity
-        let size = capacity * config.kvHeads * config.headDim
-        keys = Array(repeating: [Float](repeating: 0, count: size), count: config.layers)
-        values = keys
+        width = config.kvHeads * config.headDim
+        storage = Storage(layers: config.layers, layerFloats: capacity * width)
+    }
+
+    /// Layer `l`'s key and value rows `[capacity, width]`. Call `makeUnique` before writing through them.
+    func layer(_ l: Int) -> (keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>) {
+        (storage.keys + l * storage.layerFloats, storage.values + l * storage.layerFloats)
+    }
+
+    /// Gives this cache its own storage if a copy shares it.
+    mutating func makeUnique() {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy(used: length * width) }
     }
 
     mutating func advance(by n: Int) { length += n }
@@ -32,6 +75,25 @@ public final class LlamaModel: @unchecked Sendable {
     /// LoRA deltas applied on top of `weights` (nil: the base model).
     public let adapter: PEFTAdapter?
     private let inverseFrequencies: [Float]
+    /// The head's exact block-int8 copy for decode steps, built on first use (shared with adapted views).
+    private let decodeHead: DecodeHead
+
+    /// A value computed once on first use, under a lock (models are shared between threads).
+    final class DecodeHead: @unchecked Sendable {
+        private let lock = NSLock()
+        private var built = false
+        private var value: (any ResidentMatrix)?
+
+        func get(_ build: () -> (any ResidentMatrix)?) -> (any ResidentMatrix)? {
+            lock.lock()
+            defer { lock.unlock() }
+            if !built {
+                value = build()
+                built = true
+            }
+            return value
+        }
+    }
 
     public init(config: LlamaConfig, weights: LlamaWeights, backend: any Backend) {
         self.config = config
@@ -39,6 +101,7 @@ public final class LlamaModel: @unchecked Sendable {
         self.backend = backend
         self.adapter = nil
         inverseFrequencies = config.inverseFrequencies.map { Float($0) }
+        decodeHead = DecodeHead()
     }
 
     private init(_ base: LlamaModel, adapter: PEFTAdapter?) {
@@ -47,6 +110,7 @@ public final class LlamaModel: @unchecked Sendable {
         backend = base.backend
         self.adapter = adapter
         inverseFrequencies = base.inverseFrequencies
+        decodeHead = base.decodeHead
     }
 
     /// This model's weights with `adapter` applied (nil: the base model again). The weights are shared, not
@@ -92,6 +156,26 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
+    /// `project` for projections of one input `x` (q/k/v, gate/up), overwriting each `ys[i]`. When all of them are
+    /// 4-bit the backend gets them together (`Backend.linear` over several weights: a decode step's GEMVs in one
+    /// thread dispatch, the same values as `project`); otherwise one `project` after another.
+    func project(_ ps: [Projection], _ l: Int, _ x: UnsafePointer<Float>, rows: Int, into ys: [UnsafeMutablePointer<Float>]) {
+        let layer = weights.layers[l]
+        let tensors = ps.compactMap { p -> FourBitTensor? in
+            if case .fourBit(let t) = layer.weight(p) { return t } else { return nil }
+        }
+        guard tensors.count == ps.count else {
+            for (p, y) in zip(ps, ys) { project(p, l, x, rows: rows, into: y, accumulate: false) }
+            return
+        }
+        backend.linear(x, tensors, ys, rows: rows)
+        if let adapter {
+            for (p, y) in zip(ps, ys) {
+                adapter.weights.layers[l][p]?.apply(x, rows: rows, scale: adapter.lora.scaling, into: y, backend: backend)
+            }
+        }
+    }
+
     /// Token embeddings `[rows, H]`.
     func embed(_ tokens: [Int]) -> [Float] {
         let h = config.hiddenSize
@@ -128,9 +212,13 @@ public final class LlamaModel: @unchecked Sendable {
         var ws = Workspace(c, rows: t)
         for (l, layer) in weights.layers.enumerated() {
             b.rmsNorm(x, weight: layer.attnNorm, &ws.xn, rows: t, dim: h, eps: c.rmsNormEps)
-            project(.q, l, ws.xn, rows: t, into: &ws.q, accumulate: false)
-            project(.k, l, ws.xn, rows: t, into: &ws.k, accumulate: false)
-            project(.v, l, ws.xn, rows: t, into: &ws.v, accumulate: false)
+            ws.q.withUnsafeMutableBufferPointer { q in
+                ws.k.withUnsafeMutableBufferPointer { k in
+                    ws.v.withUnsafeMutableBufferPointer { v in
+                        project([.q, .k, .v], l, ws.xn, rows: t, into: [q.baseAddress!, k.baseAddress!, v.baseAddress!])
+                    }
+                }
+            }
             if let bq = layer.bq, let bk = layer.bk, let bv = layer.bv {
                 b.addBias(&ws.q, bq, rows: t, width: qWidth)
                 b.addBias(&ws.k, bk, rows: t, width: kvWidth)
@@ -142,8 +230,11 @@ public final class LlamaModel: @unchecked Sendable {
             project(.o, l, ws.attn, rows: t, into: &x, accumulate: true)
 
             b.rmsNorm(x, weight: layer.ffnNorm, &ws.xn, rows: t, dim: h, eps: c.rmsNormEps)
-            project(.gate, l, ws.xn, rows: t, into: &ws.gate, accumulate: false)
-            project(.up, l, ws.xn, rows: t, into: &ws.up, accumulate: false)
+            ws.gate.withUnsafeMutableBufferPointer { gate in
+                ws.up.withUnsafeMutableBufferPointer { up in
+                    project([.gate, .up], l, ws.xn, rows: t, into: [gate.baseAddress!, up.baseAddress!])
+                }
+            }
             b.swiglu(gate: ws.gate, up: ws.up, &ws.gate, count: t * f)
             project(.down, l, ws.gate, rows: t, into: &x, accumulate: true)
         }
@@ -160,10 +251,12 @@ public final class LlamaModel: @unchecked Sendable {
         let start = cache.length
         precondition(start + t <= cache.capacity, "KV cache overflow: \(start + t) > \(cache.capacity)")
         var x = embed(tokens)
+        cache.makeUnique()
         blocks(&x, rows: t, rope: ropeTables(Array(start..<(start + t)))) { l, ws in
-            cache.keys[l].withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: start * kvWidth).update(from: ws.k, count: t * kvWidth) }
-            cache.values[l].withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: start * kvWidth).update(from: ws.v, count: t * kvWidth) }
-            b.attention(q: ws.q, k: cache.keys[l], v: cache.values[l], out: &ws.attn, rows: t, start: start,
+            let (keys, values) = cache.layer(l)
+            (keys + start * kvWidth).update(from: ws.k, count: t * kvWidth)
+            (values + start * kvWidth).update(from: ws.v, count: t * kvWidth)
+            b.attention(q: ws.q, k: keys, v: values, out: &ws.attn, rows: t, start: start,
                         heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, scale: attentionScale)
         }
         cache.advance(by: t)
@@ -175,8 +268,23 @@ public final class LlamaModel: @unchecked Sendable {
             b.rmsNorm(xb.baseAddress! + firstRow * h, weight: weights.finalNorm, &normed, rows: rows, dim: h, eps: c.rmsNormEps)
         }
         var logits = [Float](repeating: 0, count: rows * c.vocabSize)
-        b.matmulTransposed(normed, weights.lmHead ?? weights.embedding, &logits, m: rows, n: c.vocabSize, k: h, accumulate: false)
+        headLogits(normed, rows: rows, decoding: t == 1, into: &logits)
         return logits
+    }
+
+    /// `logits[rows, vocab] = normed[rows, H] · headᵀ` (the LM head, or the tied embedding). A decode step
+    /// (`decoding`, one row) reads the head in the backend's resident form when it has one (`Backend.makeResident`:
+    /// the CPU's exact block-int8 copy holds the same weight values at 1.125 bytes each instead of 4, SmolLM2's tied
+    /// head being a GGUF Q8_0 embedding); otherwise, and for prefill (whose logits stay those of the plain
+    /// product), the fp32 head.
+    public func headLogits(_ normed: UnsafePointer<Float>, rows: Int, decoding: Bool, into logits: UnsafeMutablePointer<Float>) {
+        let c = config, head = weights.lmHead ?? weights.embedding
+        if decoding, rows == 1,
+           let resident = decodeHead.get({ head.withUnsafeBufferPointer { backend.makeResident($0, rows: c.vocabSize, cols: c.hiddenSize) } }) {
+            backend.matrixVector(resident, normed, logits)
+            return
+        }
+        backend.matmulTransposed(normed, head, logits, m: rows, n: c.vocabSize, k: c.hiddenSize, accumulate: false)
     }
 
     /// Mean negative log-likelihood of `tokens[1...]` given their prefixes (HF's shifted causal LM loss).

@@ -25,6 +25,40 @@ int qlk_dequant4_path(void);
 /// Forces a path (for tests and benchmarks); a path this CPU lacks is ignored. -1 restores automatic choice.
 void qlk_force_path(int path);
 
+/// A 2-D bitsandbytes 4-bit weight [rows, cols] as qlk_gemv4 reads it (flat row-major codes, two per byte, the
+/// high nibble first). Scales: `scales` (one float per block) when non-NULL, else double-quantized:
+/// scale(b) = fl32(fl32(nested_map[nested_codes[b]] * nested_absmax[b / nested_blocksize]) + nested_offset).
+typedef struct qlk_fourbit {
+    const uint8_t *packed;
+    const float *codebook;
+    const float *scales;
+    const uint8_t *nested_codes;
+    const float *nested_absmax;
+    const float *nested_map;
+    float nested_offset;
+    int64_t nested_blocksize;
+    int64_t blocksize;
+    int64_t rows;
+    int64_t cols;
+} qlk_fourbit;
+
+/// Rows [row_begin, row_end) of y = dequant(W) · x (added to y with `accumulate`), reading codes and scales
+/// directly (gemv4.c documents the fixed accumulation order). The AVX2 and portable paths (qlk_dequant4_path,
+/// qlk_force_path) give bit-identical results; each y[r] depends on row r only, so any split of the rows
+/// between threads gives the same bits.
+void qlk_gemv4(const qlk_fourbit *w, const float *x, float *y, int64_t row_begin, int64_t row_end, int accumulate);
+
+/// Rows [row_begin, row_end) of y = W · x for W [rows, cols] stored as blocks of 32: w[r][j] = d[r·cols/32 + j/32] ·
+/// q[r·cols + j] (cols a multiple of 32). Meant for exact copies (every d·q equal to the fp32 weight it replaces,
+/// e.g. a Q8_0-derived embedding), read at ~1.1 bytes per weight. Paths bit-identical, fixed order (gemv4.c).
+void qlk_gemv_i8(const int8_t *q, const float *d, int64_t cols, const float *x, float *y, int64_t row_begin, int64_t row_end);
+
+/// Decoding attention, one head: scores[j] = scale · Σ_i q[i]·k[j·stride + i] for j < n (8 partial sums over i).
+void qlk_attn_scores(const float *q, const float *k, int64_t stride, int64_t d, int64_t n, float scale, float *scores);
+
+/// out[i] = (Σ_j p[j]·v[j·stride + i], in j order) · inv for i < d.
+void qlk_attn_values(const float *p, const float *v, int64_t stride, int64_t d, int64_t n, float inv, float *out);
+
 #ifdef __cplusplus
 }
 #endif
