@@ -233,6 +233,13 @@ public struct LlamaConfig: Sendable, Equatable {
     }
 }
 
+/// The bytes of a model's small file (config.json): a clear error when it is missing (`missing` says
+/// what needs it) or is not a regular file (a FIFO would block the read, a device would never end).
+func readModelFile(_ path: String, missing: String) throws -> [UInt8] {
+    guard FileManager.default.fileExists(atPath: path) else { throw ModelError(file: path, missing) }
+    do { return try RegularFile.read(path) } catch { throw ModelError(file: path, "cannot read: \(error)") }
+}
+
 /// A model file problem, naming the file.
 public struct ModelError: Error, CustomStringConvertible, Sendable {
     public var file: String

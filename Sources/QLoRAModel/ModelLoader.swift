@@ -33,9 +33,7 @@ public enum ModelLoader {
         if isDirectory.boolValue {
             let dir = URL(fileURLWithPath: path)
             let configURL = dir.appendingPathComponent("config.json")
-            guard let bytes = FileManager.default.contents(atPath: configURL.path) else {
-                throw ModelError(file: configURL.path, "missing: an HF model directory needs config.json")
-            }
+            let bytes = try readModelFile(configURL.path, missing: "missing: an HF model directory needs config.json")
             config = try LlamaConfig.fromHF(Array(bytes), file: configURL.path)
             weights = try loadSafetensors(dir: dir, config: config)
         } else if path.lowercased().hasSuffix(".gguf") {

@@ -159,9 +159,7 @@ public enum ModelPreparer {
         }
         if isDirectory.boolValue {
             let configURL = URL(fileURLWithPath: path).appendingPathComponent("config.json")
-            guard let bytes = FileManager.default.contents(atPath: configURL.path) else {
-                throw ModelError(file: configURL.path, "missing: an HF model directory needs config.json")
-            }
+            let bytes = try readModelFile(configURL.path, missing: "missing: an HF model directory needs config.json")
             let config = try LlamaConfig.fromHF(Array(bytes), file: configURL.path)
             guard let object = try JSONParser.parse(Array(bytes)).objectValue else {
                 throw ModelError(file: configURL.path, "not a JSON object")

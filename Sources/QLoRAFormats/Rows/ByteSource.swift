@@ -80,12 +80,13 @@ func systemMessage(_ code: Int32) -> String {
     String(cString: strerror(code))
 }
 
-/// `open(path, O_RDONLY)`, retried on EINTR; failure is `cannotOpen` with the system's reason.
+/// Opens the regular file `path` read-only (`RegularFile.openReadOnly`: a FIFO or a device is refused
+/// without blocking); failure is `cannotOpen` with the reason.
 private func openReadOnly(_ path: String) throws(ReaderError) -> Int32 {
-    while true {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd >= 0 { return fd }
-        if errno != EINTR { throw ReaderError(path: path, kind: .cannotOpen(reason: systemMessage(errno))) }
+    do {
+        return try RegularFile.openReadOnly(path)
+    } catch {
+        throw ReaderError(path: path, kind: .cannotOpen(reason: error.description))
     }
 }
 
