@@ -199,6 +199,8 @@ public struct ReaderError: Error, Equatable, Sendable, CustomStringConvertible {
         case characterAfterClosingQuote(UInt8)
         /// A record that is not well-formed UTF-8.
         case invalidUTF8
+        /// A record holding a NUL byte (text never does; JSON rejects it unescaped too).
+        case nulByte
     }
 
     /// The file the error is about, as given by the caller.
@@ -233,6 +235,7 @@ public struct ReaderError: Error, Equatable, Sendable, CustomStringConvertible {
         case .quoteInUnquotedField: return "'\"' inside an unquoted field"
         case .characterAfterClosingQuote(let byte): return "unexpected \(describeByte(byte)) after a closing quote"
         case .invalidUTF8: return "invalid UTF-8"
+        case .nulByte: return "NUL byte in a field"
         }
     }
 
