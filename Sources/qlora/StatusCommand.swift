@@ -36,7 +36,7 @@ struct StatusCommand: ParsableCommand {
             try exitForProblems(status)
             return
         }
-        print("run \(url.path)\(status.runningHolder.map { " (running: \($0))" } ?? "")")
+        printSafe("run \(url.path)\(status.runningHolder.map { " (running: \($0))" } ?? "")")
         let header = ["stage", "state", "fingerprint", "finished", "duration", "outputs"]
         var rows = [header]
         for s in status.stages {
@@ -46,10 +46,10 @@ struct StatusCommand: ParsableCommand {
         }
         let widths = (0..<header.count).map { c in rows.map { $0[c].count }.max()! }
         for row in rows {
-            print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+            printSafe(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
                 .joined(separator: "  "))
         }
-        for s in status.stages where s.detail != nil { print("\(s.stage): \(s.detail!)") }
+        for s in status.stages where s.detail != nil { printSafe("\(s.stage): \(s.detail!)") }
         try exitForProblems(status)
     }
 

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 
-/// The CLI's side of reliability: `status --verify` reports what it found in its exit status.
+/// The CLI's side of reliability: `status --verify` reports what it found in its exit status, and text from
+/// users' files reaches the terminal with its control characters escaped.
 @Suite struct ReliabilityCLITests {
     @Test func statusVerifyExitsOneWhenAStageIsModifiedOrFailed() throws {
         let dir = try temporaryDirectory()
@@ -35,5 +36,28 @@ import Testing
         let help = try CLI.run(["status", "--help"])
         let words = help.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         #expect(words.contains("exit 1 when a stage is modified, failed or incomplete"), "\(help.stdout)")
+    }
+
+    @Test func controlCharactersFromUserFilesAreEscapedOnTheTerminal() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // A spec name with an escape sequence (clear screen) and a bell: the error about the name prints it escaped.
+        try Data("name: \"evil\\e[2J\\a\"\ndataset:\n  files: [{path: d.jsonl, format: text}]\n".utf8)
+            .write(to: dir.appendingPathComponent("e.yaml"))
+        try Data("{\"text\":\"fine\"}\n".utf8).write(to: dir.appendingPathComponent("d.jsonl"))
+        for command in [["run", "e.yaml", "--ci"], ["validate", "e.yaml"]] {
+            let result = try CLI.run(command, in: dir)
+            #expect(result.status == 2, "\(result.all)")
+            #expect(!result.all.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 }, "\(command)")
+            #expect(result.stderr.contains("evil\\u{1B}[2J\\u{7}"), "\(result.stderr)")
+        }
+        // A failure recorded in events.jsonl (its message may quote a dataset row) is escaped by `status`.
+        let run = dir.appendingPathComponent("runs/x")
+        try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+        let event = #"{"time":"2026-01-01T00:00:00Z","event":"stage_failed","stage":"ingest","error":"row \u001b]0;owned\u0007 \u009b31m"}"#
+        try Data((event + "\n").utf8).write(to: run.appendingPathComponent("events.jsonl"))
+        let status = try CLI.run(["status", "runs/x"], in: dir)
+        #expect(!status.all.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x9B }, "\(status.all)")
+        #expect(status.stdout.contains("ingest: row \\u{1B}]0;owned\\u{7} \\u{9B}31m"), "\(status.stdout)")
     }
 }
