@@ -35,7 +35,7 @@ public struct LlamaConfig: Sendable, Equatable {
         self.layers = layers
         self.heads = heads
         self.kvHeads = kvHeads
-        self.headDim = headDim ?? hiddenSize / heads
+        self.headDim = headDim ?? (heads > 0 ? hiddenSize / heads : 0)
         self.vocabSize = vocabSize
         self.maxPositions = maxPositions
         self.rmsNormEps = rmsNormEps
@@ -47,16 +47,55 @@ public struct LlamaConfig: Sendable, Equatable {
         self.eosTokenIDs = eosTokenIDs
     }
 
-    /// Checks the numbers fit together (errors name the field).
-    func validate(file: String) throws {
-        func check(_ ok: Bool, _ message: String) throws {
-            if !ok { throw ModelError(file: file, message) }
+    /// The names a config's fields have in the file they came from (errors name them).
+    struct FieldNames {
+        var hiddenSize = "hidden_size", intermediateSize = "intermediate_size", layers = "num_hidden_layers"
+        var heads = "num_attention_heads", kvHeads = "num_key_value_heads", headDim = "head_dim"
+        var vocabSize = "vocab_size", maxPositions = "max_position_embeddings", rmsNormEps = "rms_norm_eps"
+        var ropeTheta = "rope_theta", ropeFactor = "rope_scaling.factor", lowFreqFactor = "rope_scaling.low_freq_factor"
+        var highFreqFactor = "rope_scaling.high_freq_factor"
+        var originalMaxPositions = "rope_scaling.original_max_position_embeddings"
+
+        static let hf = FieldNames()
+        static let gguf = FieldNames(
+            hiddenSize: "llama.embedding_length", intermediateSize: "llama.feed_forward_length", layers: "llama.block_count",
+            heads: "llama.attention.head_count", kvHeads: "llama.attention.head_count_kv",
+            headDim: "llama.attention.key_length (or llama.rope.dimension_count)", vocabSize: "llama.vocab_size",
+            maxPositions: "llama.context_length", rmsNormEps: "llama.attention.layer_norm_rms_epsilon",
+            ropeTheta: "llama.rope.freq_base", ropeFactor: "llama.rope.scaling.factor")
+    }
+
+    /// Checks every field that sizes a tensor or enters RoPE/RMSNorm (errors name the file and the field).
+    func validate(file: String, fields f: FieldNames = .hf) throws {
+        func check(_ ok: Bool, _ message: @autoclosure () -> String) throws {
+            if !ok { throw ModelError(file: file, message()) }
         }
-        try check(hiddenSize > 0 && intermediateSize > 0 && layers > 0 && vocabSize > 0, "sizes must be positive")
-        try check(heads > 0 && kvHeads > 0 && heads % kvHeads == 0, "num_attention_heads (\(heads)) must be a multiple of num_key_value_heads (\(kvHeads))")
-        try check(headDim > 0 && headDim % 2 == 0, "head_dim (\(headDim)) must be even")
-        try check(hiddenSize < 1 << 20 && intermediateSize < 1 << 22 && layers < 1024 && vocabSize < 1 << 24 && heads < 4096,
-                  "absurd dimensions")
+        for (name, value, bound) in [(f.hiddenSize, hiddenSize, 1 << 20), (f.intermediateSize, intermediateSize, 1 << 22),
+                                     (f.layers, layers, 1024), (f.vocabSize, vocabSize, 1 << 24), (f.heads, heads, 4096),
+                                     (f.kvHeads, kvHeads, 4096), (f.maxPositions, maxPositions, 1 << 30)] {
+            try check(value > 0, "\(name) is \(value); it must be positive")
+            try check(value < bound, "\(name) is \(value); this build supports less than \(bound)")
+        }
+        try check(heads % kvHeads == 0, "\(f.heads) (\(heads)) must be a multiple of \(f.kvHeads) (\(kvHeads))")
+        try check(headDim > 0 && headDim % 2 == 0 && headDim < 1 << 16, "\(f.headDim) is \(headDim); it must be positive and even")
+        // Float32 subnormals and below would make RMSNorm's epsilon vanish or divide by zero.
+        try check(rmsNormEps.isFinite && rmsNormEps >= Float.leastNormalMagnitude,
+                  "\(f.rmsNormEps) is \(rmsNormEps); it must be a finite positive number")
+        try check(ropeTheta.isFinite && ropeTheta > 0 && Float(ropeTheta).isFinite,
+                  "\(f.ropeTheta) is \(ropeTheta); it must be a finite positive number")
+        func positive(_ value: Double, _ name: String) throws {
+            try check(value.isFinite && value > 0, "\(name) is \(value); it must be a finite positive number")
+        }
+        switch ropeScaling {
+        case nil: break
+        case .linear(let factor): try positive(factor, f.ropeFactor)
+        case .llama3(let factor, let low, let high, let original):
+            try positive(factor, f.ropeFactor)
+            try positive(low, f.lowFreqFactor)
+            try positive(high, f.highFreqFactor)
+            try positive(original, f.originalMaxPositions)
+            try check(high > low, "\(f.highFreqFactor) (\(high)) must be greater than \(f.lowFreqFactor) (\(low))")
+        }
     }
 
     /// Reads an HF config.json (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and friends).
@@ -83,6 +122,7 @@ public struct LlamaConfig: Sendable, Equatable {
         }
         let heads = try int("num_attention_heads")
         let hidden = try int("hidden_size")
+        guard heads > 0 else { throw ModelError(file: file, "num_attention_heads is \(heads); it must be positive") }
         // v5 folds rope_theta and rope_scaling into rope_parameters.
         var ropeObject: JSONObject?
         if case .object(let o)? = root["rope_scaling"] { ropeObject = o }
@@ -135,6 +175,7 @@ public struct LlamaConfig: Sendable, Equatable {
         }
         let heads = try int("attention.head_count")
         let hidden = try int("embedding_length")
+        guard heads > 0 else { throw ModelError(file: file, "llama.attention.head_count is \(heads); it must be positive") }
         let vocab = try m["llama.vocab_size"]?.int ?? m["tokenizer.ggml.tokens"]?.array?.count
             ?? { throw ModelError(file: file, "llama.vocab_size is missing") }()
         var scaling: RopeScaling?
@@ -151,8 +192,20 @@ public struct LlamaConfig: Sendable, Equatable {
             tieWordEmbeddings: false, attentionBias: false,
             bosTokenID: m["tokenizer.ggml.bos_token_id"]?.int,
             eosTokenIDs: m["tokenizer.ggml.eos_token_id"]?.int.map { [$0] } ?? [])
-        try config.validate(file: file)
+        try config.validate(file: file, fields: .gguf)
         return config
+    }
+
+    /// Throws when `names` (a model file's tensors) include a layer beyond `layers`: the file holds more
+    /// layers than its config declares (`declaredBy`: the field). Missing layers fail where their first
+    /// tensor is looked up.
+    public static func checkNoExtraLayers(_ names: [String], layers: Int, declaredBy field: String, file: String) throws {
+        if let extra = LlamaTensorNames.firstExtraLayerTensor(names, layers: layers) {
+            let index = LlamaTensorNames.layerIndex(of: extra) ?? layers
+            throw ModelError(
+                file: file,
+                "tensor `\(extra)` belongs to layer \(index), but \(field) declares \(layers) layer(s): the file holds more layers than its config")
+        }
     }
 
     /// RoPE inverse frequencies (HF `_compute_default_rope_parameters` / llama3 scaling), length headDim/2.
@@ -178,6 +231,13 @@ public struct LlamaConfig: Sendable, Equatable {
         }
         return inv
     }
+}
+
+/// The bytes of a model's small file (config.json): a clear error when it is missing (`missing` says
+/// what needs it) or is not a regular file (a FIFO would block the read, a device would never end).
+func readModelFile(_ path: String, missing: String) throws -> [UInt8] {
+    guard FileManager.default.fileExists(atPath: path) else { throw ModelError(file: path, missing) }
+    do { return try RegularFile.read(path) } catch { throw ModelError(file: path, "cannot read: \(error)") }
 }
 
 /// A model file problem, naming the file.

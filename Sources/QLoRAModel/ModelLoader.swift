@@ -33,9 +33,7 @@ public enum ModelLoader {
         if isDirectory.boolValue {
             let dir = URL(fileURLWithPath: path)
             let configURL = dir.appendingPathComponent("config.json")
-            guard let bytes = FileManager.default.contents(atPath: configURL.path) else {
-                throw ModelError(file: configURL.path, "missing: an HF model directory needs config.json")
-            }
+            let bytes = try readModelFile(configURL.path, missing: "missing: an HF model directory needs config.json")
             config = try LlamaConfig.fromHF(Array(bytes), file: configURL.path)
             weights = try loadSafetensors(dir: dir, config: config)
         } else if path.lowercased().hasSuffix(".gguf") {
@@ -51,6 +49,7 @@ public enum ModelLoader {
 
     static func loadSafetensors(dir: URL, config c: LlamaConfig) throws -> LlamaWeights {
         let checkpoint = try SafetensorsCheckpoint(path: dir.path)
+        try LlamaConfig.checkNoExtraLayers(checkpoint.names, layers: c.layers, declaredBy: "config.json num_hidden_layers", file: dir.path)
         func tensor(_ name: String, optional: Bool = false) throws -> [Float]? {
             guard let (file, info) = checkpoint.tensor(named: name) else {
                 if optional { return nil }
@@ -90,6 +89,7 @@ public enum ModelLoader {
     /// GGUF tensors (spec safetensors-and-gguf §3.3) dequantized to fp32; Q/K rows un-permuted back to
     /// HF's rotate-half order (§3.4). `output.weight` absent means tied to `token_embd.weight`.
     static func loadGGUF(_ file: GGUFFile, config c: LlamaConfig) throws -> LlamaWeights {
+        try LlamaConfig.checkNoExtraLayers(file.tensors.map(\.name), layers: c.layers, declaredBy: "llama.block_count", file: file.path)
         func tensor(_ name: String) throws -> [Float] {
             guard let info = file.tensor(named: name) else { throw ModelError(file: file.path, "tensor `\(name)` is missing") }
             return try file.floats(info)

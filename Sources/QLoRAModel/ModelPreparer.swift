@@ -159,9 +159,7 @@ public enum ModelPreparer {
         }
         if isDirectory.boolValue {
             let configURL = URL(fileURLWithPath: path).appendingPathComponent("config.json")
-            guard let bytes = FileManager.default.contents(atPath: configURL.path) else {
-                throw ModelError(file: configURL.path, "missing: an HF model directory needs config.json")
-            }
+            let bytes = try readModelFile(configURL.path, missing: "missing: an HF model directory needs config.json")
             let config = try LlamaConfig.fromHF(Array(bytes), file: configURL.path)
             guard let object = try JSONParser.parse(Array(bytes)).objectValue else {
                 throw ModelError(file: configURL.path, "not a JSON object")
@@ -170,6 +168,7 @@ public enum ModelPreparer {
                 throw ModelError(file: configURL.path, "this model is already quantized (quantization_config is set); prepare needs the unquantized base")
             }
             let checkpoint = try SafetensorsCheckpoint(path: path)
+            try LlamaConfig.checkNoExtraLayers(checkpoint.names, layers: config.layers, declaredBy: "config.json num_hidden_layers", file: path)
             var tensors: [SourceTensor] = []
             for name in checkpoint.names {
                 guard let (file, info) = checkpoint.tensor(named: name) else { continue }
@@ -187,6 +186,7 @@ public enum ModelPreparer {
         // GGUF marks a tied lm_head by leaving `output.weight` out.
         let output = LlamaTensorNames.model.first { $0.hf == "lm_head.weight" }!.gguf
         config.tieWordEmbeddings = file.tensor(named: output) == nil
+        try LlamaConfig.checkNoExtraLayers(file.tensors.map(\.name), layers: config.layers, declaredBy: "llama.block_count", file: path)
         var tensors: [SourceTensor] = []
         for e in LlamaTensorNames.entries(layers: config.layers) where !(config.tieWordEmbeddings && e.gguf == output) {
             guard let info = file.tensor(named: e.gguf) else { throw ModelError(file: path, "tensor `\(e.gguf)` is missing") }

@@ -36,9 +36,7 @@ public struct ModelTensorSource {
         }
         if isDirectory.boolValue {
             let configURL = URL(fileURLWithPath: path).appendingPathComponent("config.json")
-            guard let bytes = FileManager.default.contents(atPath: configURL.path) else {
-                throw ModelError(file: configURL.path, "missing: an HF model directory needs config.json")
-            }
+            let bytes = try readModelFile(configURL.path, missing: "missing: an HF model directory needs config.json")
             let object = try? JSONParser.parse(Array(bytes)).objectValue
             if let object, object["quantization_config"] != nil {
                 return try openPrepared(path, configBytes: Array(bytes), configJSON: object)

@@ -18,14 +18,18 @@ extension Tokenizer {
             throw TokenizerError(file: path, path: "", "no tokenizer.json or .gguf in this directory")
         }
         if path.lowercased().hasSuffix(".gguf") { return try fromGGUF(path: path) }
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw TokenizerError(file: path, path: "", "cannot read: \(error.localizedDescription)")
+        let data: [UInt8]
+        do { data = try RegularFile.read(path) } catch {
+            throw TokenizerError(file: path, path: "", "cannot read: \(error)")
         }
-        let tokenizer = try fromJSON(Array(data), file: path)
+        let tokenizer = try fromJSON(data, file: path)
         let config = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("tokenizer_config.json")
-        if let configData = try? Data(contentsOf: config) {
-            try tokenizer.applyConfig(Array(configData), file: config.path)
+        if FileManager.default.fileExists(atPath: config.path) {
+            let configData: [UInt8]
+            do { configData = try RegularFile.read(config.path) } catch {
+                throw TokenizerError(file: config.path, path: "", "cannot read: \(error)")
+            }
+            try tokenizer.applyConfig(configData, file: config.path)
         }
         return tokenizer
     }

@@ -291,6 +291,16 @@ public final class Trainer {
             }
             let norm = options.maxGradNorm > 0 ? clipGradientNorm(&gradients, maxNorm: options.maxGradNorm, backend: model.backend)
                 : gradientNorm(gradients, backend: model.backend)
+            let loss = counted > 0 ? lossSum / Double(counted) : 0
+            if !loss.isFinite || !norm.isFinite {
+                // Fail before the update: the adapters and moments stay finite and nothing is saved, so
+                // the newest checkpoint (every `saveEvery` steps) is the one a rerun resumes from.
+                let what = loss.isFinite ? "gradient norm (\(norm))" : "loss (\(loss))"
+                throw TrainerError(
+                    "non-finite \(what) at step \(step + 1); the adapters were not updated and no checkpoint was "
+                        + "written for this step (the newest checkpoint is kept, so a rerun resumes from it); "
+                        + "lower the learning rate or check the data and the model for NaN/inf values")
+            }
             let lr = options.schedule.learningRate(step)
             var adapters = model.adapters
             optimizer.update(&adapters, gradients: gradients, learningRate: lr, backend: model.backend)
@@ -298,7 +308,7 @@ public final class Trainer {
             step += 1
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             let tokens = batches.reduce(0) { $0 + $1.rows }
-            let m = StepMetrics(step: step, loss: counted > 0 ? lossSum / Double(counted) : 0, learningRate: lr, gradNorm: norm,
+            let m = StepMetrics(step: step, loss: loss, learningRate: lr, gradNorm: norm,
                                 tokens: tokens, tokensPerSecond: Double(tokens) / max(seconds, 1e-9),
                                 rssBytes: ResourceUsage.currentRSSBytes)
             metrics.append(m)

@@ -43,7 +43,7 @@ final class ProgressRenderer: @unchecked Sendable {
 
     private func say(_ line: String) {
         clearBar()
-        print(line)
+        printSafe(line)
         fflush(nil)
     }
 
@@ -63,7 +63,7 @@ final class ProgressRenderer: @unchecked Sendable {
                 bar = "[" + String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled) + "] "
                     + String(format: "%3.0f%% ", f * 100)
             }
-            FileHandle.standardError.write(Data("\r\u{1B}[K\(pad(p.stage)) \(p.label) \(bar)\(numbers)".utf8))
+            FileHandle.standardError.write(Data("\r\u{1B}[K\(pad(p.stage)) \(terminalSafe(p.label)) \(bar)\(numbers)".utf8))
             barVisible = true
             if p.finished { clearBar() }
         } else {
@@ -75,7 +75,7 @@ final class ProgressRenderer: @unchecked Sendable {
             guard p.finished || now.timeIntervalSince(lastLine) >= interval else { return }
             lastLine = now
             let percent = p.fraction.map { String(format: "%.0f%% ", $0 * 100) } ?? ""
-            print("\(pad(p.stage)) \(p.label): \(percent)\(numbers)")
+            printSafe("\(pad(p.stage)) \(p.label): \(percent)\(numbers)")
             fflush(nil)
         }
     }

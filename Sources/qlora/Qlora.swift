@@ -19,9 +19,9 @@ struct Qlora: ParsableCommand {
                       BenchCommand.self, DevicesCommand.self])
 }
 
-/// Writes to standard error.
+/// Writes to standard error (control characters escaped: `terminalSafe`).
 func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    FileHandle.standardError.write(Data((terminalSafe(text) + "\n").utf8))
 }
 
 /// Loads and validates a spec; prints every problem and exits 2 when there are any.

@@ -59,7 +59,7 @@ struct RunCommand: ParsableCommand {
         installStopHandlers()
         defer { restoreStopHandlers() }
         let started = Date()
-        print("qlora run \(spec.name) → \(spec.runDirectory(override: runDir).path)")
+        printSafe("qlora run \(spec.name) → \(spec.runDirectory(override: runDir).path)")
         let result: Pipeline.Result
         do {
             result = try Pipeline.run(spec: spec, options: options, logger: Logger(label: "qlora")) { event in
@@ -78,7 +78,7 @@ struct RunCommand: ParsableCommand {
         let total = Date().timeIntervalSince(started)
         if !interactive {
             let md = try RunSummary.write(result, spec: spec, totalSeconds: total)
-            print("summary: \(md.path)")
+            printSafe("summary: \(md.path)")
         }
         if let failure = result.failure {
             printError("error: \(failure)")

@@ -6,7 +6,11 @@ import QLoRAPipeline
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show the stages of a run directory: state, fingerprint, timings, outputs.")
+        abstract: "Show the stages of a run directory: state, fingerprint, timings, outputs.",
+        discussion: """
+            Exit status: 0, or with --verify 1 when a stage is modified (an output no longer matches its \
+            hash), failed or incomplete; 2 when the run directory does not exist.
+            """)
 
     @Argument(help: "The run directory (e.g. runs/tiny).")
     var runDir: String
@@ -14,7 +18,7 @@ struct StatusCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
-    @Flag(help: "Re-hash every output and report stages whose files changed.")
+    @Flag(help: "Re-hash every output and report stages whose files changed; exit 1 when a stage is modified, failed or incomplete.")
     var verify = false
 
     func run() throws {
@@ -29,9 +33,10 @@ struct StatusCommand: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(status), as: UTF8.self))
+            try exitForProblems(status)
             return
         }
-        print("run \(url.path)\(status.runningHolder.map { " (running: \($0))" } ?? "")")
+        printSafe("run \(url.path)\(status.runningHolder.map { " (running: \($0))" } ?? "")")
         let header = ["stage", "state", "fingerprint", "finished", "duration", "outputs"]
         var rows = [header]
         for s in status.stages {
@@ -41,10 +46,17 @@ struct StatusCommand: ParsableCommand {
         }
         let widths = (0..<header.count).map { c in rows.map { $0[c].count }.max()! }
         for row in rows {
-            print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+            printSafe(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
                 .joined(separator: "  "))
         }
-        for s in status.stages where s.detail != nil { print("\(s.stage): \(s.detail!)") }
+        for s in status.stages where s.detail != nil { printSafe("\(s.stage): \(s.detail!)") }
+        try exitForProblems(status)
+    }
+
+    /// With --verify, a stage that is not sound (modified, failed, incomplete) is exit status 1.
+    private func exitForProblems(_ status: RunStatus) throws {
+        guard verify else { return }
+        if status.stages.contains(where: { ["modified", "failed", "incomplete"].contains($0.state) }) { throw ExitCode(1) }
     }
 }
 

@@ -23,7 +23,7 @@ struct ValidateCommand: ParsableCommand {
                 for missing in spec.missingInputs() {
                     printError(missing.description.replacingOccurrences(of: ": error: ", with: ": warning: "))
                 }
-                print("\(path): ok (stages: \(StageID.enabled(by: spec).map(\.rawValue).joined(separator: ", ")))")
+                printSafe("\(path): ok (stages: \(StageID.enabled(by: spec).map(\.rawValue).joined(separator: ", ")))")
             } catch let error as SpecError {
                 printError(error.description)
                 failed = true

@@ -10,7 +10,7 @@ do {
     try command.run()
 } catch {
     if Qlora.exitCode(for: error) == .validationFailure {
-        FileHandle.standardError.write(Data((Qlora.fullMessage(for: error) + "\n").utf8))
+        FileHandle.standardError.write(Data((terminalSafe(Qlora.fullMessage(for: error)) + "\n").utf8))
         exit(2)
     }
     Qlora.exit(withError: error)

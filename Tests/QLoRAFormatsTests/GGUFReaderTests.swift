@@ -182,7 +182,7 @@ struct GGUFReaderTests {
         #expect(error.description == "/nonexistent-dir/model.gguf: cannot open: No such file or directory")
         try GGUFFixture.withTemporaryDirectory { dir in
             let dirError = try #require(throws: GGUFError.self) { try GGUFFile(path: dir) }
-            #expect(dirError.kind == .cannotOpen(reason: "not a regular file"))
+            #expect(dirError.kind == .cannotOpen(reason: "not a regular file (a directory)"))
             let empty = dir + "/empty.gguf"
             try GGUFFixture.writeFile(empty, [])
             let emptyError = try #require(throws: GGUFError.self) { try GGUFFile(path: empty) }

@@ -14,7 +14,16 @@ struct JSONWriterTests {
         #expect(value.description == "[nan,-inf,1]")
     }
 
-    @Test func escapesOnlyWhatJSONRequires() {
+    @Test func writesNonFiniteNumbersAsNullInsteadOfTrapping() {
+        // The policy (JSONWriter's doc comment): NaN and ±infinity are written as null.
+        let value: JSONValue = [.number(.nan), .number(.infinity), .number(-.infinity), 1.5, ["loss": .number(.nan)]]
+        #expect(JSONWriter.string(value) == #"[null,null,null,1.5,{"loss":null}]"#)
+        var out: [UInt8] = []
+        JSONWriter.writeNumber(.signalingNaN, into: &out)
+        #expect(String(decoding: out, as: UTF8.self) == "null")
+    }
+
+        @Test func escapesOnlyWhatJSONRequires() {
         var out: [UInt8] = []
         JSONWriter.writeString("q\"b\\s/n\nr\rt\tb\u{8}f\u{C} \u{0}\u{1}\u{1F}\u{7F} é€😀", into: &out)
         let expected = #""q\"b\\s/n\nr\rt\tb\bf\f \u0000\u0001\u001f"# + "\u{7F} é€😀\""

@@ -89,6 +89,31 @@ import QLoRAModel
         #expect(full.metrics.last!.loss < full.metrics.first!.loss)
     }
 
+    @Test func nonFiniteLossFailsTheStepAndKeepsTheLastCheckpoint() throws {
+        let dir = try tmp()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let first = try trainer(dir, data: try data(dir))
+        #expect(throws: Crash.self) { try first.run(identity: "n") { m in if m.step == 3 { throw Crash() } } }
+        let second = try trainer(dir, data: try data(dir))
+        _ = try second.resume(identity: "n")
+        #expect(second.step == 2)
+        // Poison one adapter value: the next step's loss is NaN.
+        var adapters = second.model.adapters
+        let key = adapters.layers[0].keys.sorted { "\($0)" < "\($1)" }[0]
+        adapters.layers[0][key]!.a[0] = .nan
+        second.model.adapters = adapters
+        let failure = #expect(throws: TrainerError.self) { try second.run(identity: "n") }
+        #expect(failure?.description.contains("non-finite loss (nan) at step 3") == true, "\(failure.map { "\($0)" } ?? "")")
+        #expect(second.step == 2)
+        // Nothing NaN was written: the newest checkpoint is still step 2's, and a new trainer resumes from it.
+        let store = CheckpointStore(directory: dir.appendingPathComponent("checkpoints"), keep: 2)
+        #expect(store.latest().entry?.step == 2)
+        let third = try trainer(dir, data: try data(dir))
+        _ = try third.resume(identity: "n")
+        #expect(third.step == 2)
+        #expect(third.model.adapters.layers[0][key]!.a[0].isFinite)
+    }
+
     @Test func pagedOptimizerMatchesUnpagedBitForBit() throws {
         let dir = try tmp()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -2,6 +2,9 @@ import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import QLoRAFormats
 import QLoRATokenizer
@@ -61,6 +64,23 @@ import QLoRATokenizer
                                      file: "/r/pipelines/s.yaml")
         let missing = spec.missingInputs().first { $0.keyPath == "evaluation.tasks[0].path" }
         #expect(missing?.message == "task file not found: /r/datasets/fetched/nope.jsonl (run `python3 scripts/fetch_datasets.py` to fetch it)")
+    }
+
+    @Test(arguments: ["fifo", "/dev/zero"])
+    func inputsThatAreNotRegularFilesAreErrors(which: String) throws {
+        try withTemporaryDirectory { dir in
+            let fifo = dir.appendingPathComponent("fifo").path
+            #expect(mkfifo(fifo, 0o600) == 0)
+            let path = which == "fifo" ? fifo : which
+            let yaml = "name: x\ndataset:\n  files: [{path: \(path), format: text}]\ntokenizer: {path: \(path)}\n"
+                + "model: {path: \(path)}\nlora: {}\nevaluation:\n  tasks: [{path: \(path)}]\n"
+            let spec = try JobSpec.parse(yaml: yaml, file: dir.appendingPathComponent("s.yaml").path)
+            let problems = spec.missingInputs()
+            for key in ["dataset.files[0].path", "evaluation.tasks[0].path", "tokenizer.path", "model.path"] {
+                let problem = problems.first { $0.keyPath == key }
+                #expect(problem?.message.hasPrefix("not a regular file: \(path) (") == true, "\(key): \(problems)")
+            }
+        }
     }
 
     @Test func theEvaluateStageReadsEveryStageItScores() {

@@ -168,6 +168,32 @@ private func stats(_ ingestDir: URL) throws -> [String: Any] {
         }
     }
 
+    @Test func csvRowsWithInvalidUTF8OrNULBytesAreRejectedLikeJSONLRows() throws {
+        try withTemporaryDirectory { dir in
+            var bytes = Array("text\ngood\n".utf8)
+            bytes += Array("bad ".utf8) + [0xFF] + Array("\n".utf8)                       // line 3: invalid UTF-8
+            bytes += Array("\"multi\nline\"\n".utf8)                                       // lines 4-5: fine
+            bytes += Array("nul ".utf8) + [0x00] + Array(" byte\n".utf8)                   // line 6: NUL byte
+            bytes += Array("also good\n".utf8)
+            try writeBytes(bytes, to: dir.appendingPathComponent("c.csv"))
+            let (out, result) = try ingest([("c.csv", .text)], in: dir, extra: "  max_rejected_fraction: 1\n")
+            #expect(result.failure == nil)
+            let rejected = try readLines(out.appendingPathComponent("rejected.jsonl")).map {
+                try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+            }
+            #expect(rejected.map { $0["line"] as! Int } == [3, 6])
+            #expect(rejected.map { $0["reason"] as! String } == ["invalid_utf8", "nul_byte"])
+            #expect(rejected.allSatisfy { $0["file"] as? String == "c.csv" })
+            let s = try stats(out)
+            #expect(s["rejected_by_reason"] as? [String: Int] == ["invalid_utf8": 1, "nul_byte": 1])
+            #expect(s["rejected"] as? Int == 2)
+            // A bad header is still a failure of the file (it names the columns).
+            try writeBytes([0xFF] + Array("text\na\n".utf8), to: dir.appendingPathComponent("h.csv"))
+            let (_, header) = try ingest([("h.csv", .text)], in: dir.appendingPathComponent("h").creatingDirectory(with: dir.appendingPathComponent("h.csv")))
+            #expect(header.failure?.contains("h.csv:1") == true, "\(header.failure ?? "")")
+        }
+    }
+
     @Test func csvColumnCountMismatchIsRejectedAndMissingHeaderColumnFails() throws {
         try withTemporaryDirectory { dir in
             try write("prompt,completion\na,b\nonly-one\n", to: dir.appendingPathComponent("c.csv"))

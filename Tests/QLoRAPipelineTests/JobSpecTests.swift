@@ -4,6 +4,25 @@ import QLoRABackends
 @testable import QLoRAPipeline
 
 @Suite struct JobSpecTests {
+    @Test(arguments: [
+        ("name: !!python/object:os.system x\n", 1, 7, "name", "!!python/object:os.system"),
+        ("name: x\nseed: !custom 3\n", 2, 7, "seed", "!custom"),
+        ("name: x\ndataset: !!binary aGVsbG8=\n", 2, 10, "dataset", "!!binary"),
+        ("name: x\ndataset:\n  files:\n    - !!python/object/apply:subprocess.call {path: a}\n", 4, 7, "dataset.files[0]", "!!python/object/apply:subprocess.call"),
+        ("!!omap\nname: x\n", 1, 1, "", "!!omap"),
+    ])
+    func explicitYAMLTagsAreRefused(yaml: String, line: Int, column: Int, keyPath: String, tag: String) throws {
+        let error = #expect(throws: SpecError.self) { try JobSpec.parse(yaml: yaml, file: "s.yaml") }
+        #expect(error?.line == line && error?.column == column, "\(error.map { "\($0)" } ?? "")")
+        #expect(error?.keyPath == keyPath)
+        #expect(error?.message.contains("YAML tag `\(tag)` is not allowed") == true, "\(error.map { "\($0)" } ?? "")")
+    }
+
+    @Test func coreTagsAndPlainValuesStillDecode() throws {
+        let spec = try JobSpec.parse(yaml: "name: !!str x\nseed: !!int 7\n", file: "s.yaml")
+        #expect(spec.name == "x" && spec.seed == 7)
+    }
+
     @Test func typoedKeyNamesFileLineColumnKeyPathAndSuggestion() throws {
         try withTemporaryDirectory { dir in
             try write("{}", to: dir.appendingPathComponent("a.jsonl"))

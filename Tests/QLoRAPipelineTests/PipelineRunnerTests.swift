@@ -104,6 +104,24 @@ import Testing
         }
     }
 
+    @Test(arguments: ["lock", "events.jsonl"])
+    func runDirectoryFilesAreNeverFollowedThroughSymlinks(name: String) throws {
+        try withTemporaryDirectory { dir in
+            let runDir = RunDirectory(url: dir.appendingPathComponent("run"))
+            try runDir.create()
+            let outside = dir.appendingPathComponent("outside.txt")
+            try write("precious\n", to: outside)
+            let link = runDir.url.appendingPathComponent(name)
+            try FileManager.default.createSymbolicLink(atPath: link.path, withDestinationPath: outside.path)
+            let error = #expect(throws: FileError.self) { _ = try runDir.lock(command: "qlora run test") }
+            #expect(error?.path == link.path)
+            #expect(error?.message.contains("symbolic link") == true, "\(error.map { "\($0)" } ?? "")")
+            // Appending an event never writes through the link either.
+            runDir.appendEvent(["event": .string("probe")])
+            #expect(try String(contentsOf: outside, encoding: .utf8) == "precious\n")
+        }
+    }
+
     @Test func aSecondRunnerIsRefusedWithTheHolder() throws {
         try withTemporaryDirectory { dir in
             let spec = try setUp(dir)

@@ -51,6 +51,22 @@ public enum LlamaTensorNames {
     public static func hfLayerPrefix(_ layer: Int) -> String { "model.layers.\(layer)." }
     public static func ggufLayerPrefix(_ layer: Int) -> String { "blk.\(layer)." }
 
+    /// The layer index of a per-layer tensor name (`model.layers.N.…` or `blk.N.…`), nil for others.
+    public static func layerIndex(of name: String) -> Int? {
+        for prefix in ["model.layers.", "blk."] where name.hasPrefix(prefix) {
+            let rest = name.dropFirst(prefix.count)
+            guard let dot = rest.firstIndex(of: ".") else { return nil }
+            return Int(rest[..<dot])
+        }
+        return nil
+    }
+
+    /// The first of `names` (in order) that belongs to a layer at or beyond `layers`: a file holding
+    /// more layers than its config declares.
+    public static func firstExtraLayerTensor(_ names: [String], layers: Int) -> String? {
+        names.first { (layerIndex(of: $0) ?? -1) >= layers }
+    }
+
     /// The entry of a per-layer tensor by its HF name relative to the layer (`self_attn.q_proj.weight`).
     public static func layerEntry(hf: String) -> Entry? { layer.first { $0.hf == hf } }
 

@@ -17,13 +17,11 @@ final class MappedBytes: @unchecked Sendable {
 
     /// Maps the regular file at `path`. An empty file gets a zero-length heap buffer (mmap rejects length 0).
     init(mapping path: String) throws(Failure) {
-        var fd: Int32
-        repeat { fd = open(path, O_RDONLY | O_CLOEXEC) } while fd < 0 && errno == EINTR
-        guard fd >= 0 else { throw .cannotOpen(Self.systemMessage(errno)) }
+        let fd: Int32
+        do { fd = try RegularFile.openReadOnly(path) } catch { throw .cannotOpen(error.description) }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw .cannotOpen(Self.systemMessage(errno)) }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw .cannotOpen("not a regular file") }
         guard let size = Int(exactly: info.st_size), size >= 0 else { throw .cannotOpen("bad file size \(info.st_size)") }
         if size == 0 {
             base = UnsafeRawPointer(UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 16))

@@ -80,12 +80,13 @@ func systemMessage(_ code: Int32) -> String {
     String(cString: strerror(code))
 }
 
-/// `open(path, O_RDONLY)`, retried on EINTR; failure is `cannotOpen` with the system's reason.
+/// Opens the regular file `path` read-only (`RegularFile.openReadOnly`: a FIFO or a device is refused
+/// without blocking); failure is `cannotOpen` with the reason.
 private func openReadOnly(_ path: String) throws(ReaderError) -> Int32 {
-    while true {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd >= 0 { return fd }
-        if errno != EINTR { throw ReaderError(path: path, kind: .cannotOpen(reason: systemMessage(errno))) }
+    do {
+        return try RegularFile.openReadOnly(path)
+    } catch {
+        throw ReaderError(path: path, kind: .cannotOpen(reason: error.description))
     }
 }
 
@@ -198,6 +199,8 @@ public struct ReaderError: Error, Equatable, Sendable, CustomStringConvertible {
         case characterAfterClosingQuote(UInt8)
         /// A record that is not well-formed UTF-8.
         case invalidUTF8
+        /// A record holding a NUL byte (text never does; JSON rejects it unescaped too).
+        case nulByte
     }
 
     /// The file the error is about, as given by the caller.
@@ -232,6 +235,7 @@ public struct ReaderError: Error, Equatable, Sendable, CustomStringConvertible {
         case .quoteInUnquotedField: return "'\"' inside an unquoted field"
         case .characterAfterClosingQuote(let byte): return "unexpected \(describeByte(byte)) after a closing quote"
         case .invalidUTF8: return "invalid UTF-8"
+        case .nulByte: return "NUL byte in a field"
         }
     }
 

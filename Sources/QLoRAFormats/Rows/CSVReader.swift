@@ -7,7 +7,9 @@
 /// completely empty line is skipped; a UTF-8 byte order mark at the start is skipped. Fields are
 /// returned as Strings after UTF-8 validation. Header rows and column counts are the caller's
 /// business. Errors are `ReaderError`s: quote errors name the line of the offending byte (for an
-/// unterminated field, the line of its opening quote); invalid UTF-8 names the record's first line.
+/// unterminated field, the line of its opening quote); invalid UTF-8 and NUL bytes (which JSON
+/// rejects too) name the record's first line, and are per-record problems a caller may turn into
+/// rejected rows (`forEachRecord(invalid:_:)`).
 public struct CSVReader {
     /// Default read-ahead buffer size: 1 MiB.
     public static let defaultBufferSize = 1 << 20
@@ -49,6 +51,16 @@ public struct CSVReader {
     /// record starts. Reads the file once. Errors from `body` propagate unchanged; a `ReaderError`
     /// from the source (truncated gzip, say) gains the line of the record being read.
     public func forEachRecord(_ body: (_ fields: [String], _ lineNumber: Int) throws -> Void) throws {
+        try forEachRecord(invalid: nil, body)
+    }
+
+    /// Like `forEachRecord(_:)`, but a record that is well-formed CSV yet not valid text (invalid UTF-8,
+    /// a NUL byte) goes to `invalid` with its error (kind and first line) and raw bytes, and reading
+    /// goes on; nil throws the error instead.
+    public func forEachRecord(
+        invalid: ((_ error: ReaderError, _ record: UnsafeRawBufferPointer) throws -> Void)?,
+        _ body: (_ fields: [String], _ lineNumber: Int) throws -> Void
+    ) throws {
         let input = self.input
         precondition(!input.started, "CSVReader.forEachRecord reads the file once")
         input.started = true
@@ -86,7 +98,17 @@ public struct CSVReader {
             }
             if ranges.count == 1 && !ranges[0].quoted && ranges[0].start == ranges[0].end { return }
             let record = UnsafeRawBufferPointer(start: input.base + recordStart, count: end - recordStart)
-            if UTF8Validation.firstInvalidOffset(record) != nil { throw fail(.invalidUTF8, recordLine) }
+            var problem: ReaderError?
+            if UTF8Validation.firstInvalidOffset(record) != nil {
+                problem = fail(.invalidUTF8, recordLine)
+            } else if record.contains(0) {
+                problem = fail(.nulByte, recordLine)
+            }
+            if let problem {
+                guard let invalid else { throw problem }
+                try invalid(problem, record)
+                return
+            }
             fields.removeAll(keepingCapacity: true)
             for range in ranges {
                 let bytes = UnsafeRawBufferPointer(rebasing: record[range.start..<range.end])

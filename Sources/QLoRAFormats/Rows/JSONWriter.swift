@@ -5,19 +5,21 @@
 /// as raw UTF-8, `/` unescaped. Integral numbers below 2^63 in magnitude are written as exact
 /// integers without a decimal point (`-0.0` as `-0`); other numbers use the shortest representation
 /// that reads back to the same `Double` (e.g. `0.1`, `1e-07`, `1e+19`). `JSONParser.parse(JSONWriter.encode(v)) == v` for every finite value.
+/// JSON has no NaN or infinity: non-finite numbers are written as `null` (as JavaScript's
+/// `JSON.stringify` does), so writing never fails; readers of metrics see a missing value.
 public enum JSONWriter {
-    /// Appends the JSON text of `value` to `out`. Precondition: every number is finite.
+    /// Appends the JSON text of `value` to `out` (non-finite numbers as `null`).
     public static func write(_ value: JSONValue, into out: inout [UInt8]) {
         append(value, to: &out, lenient: false)
     }
 
-    /// Appends the JSON text of `object` to `out`. Precondition: every number is finite.
+    /// Appends the JSON text of `object` to `out` (non-finite numbers as `null`).
     public static func write(_ object: JSONObject, into out: inout [UInt8]) {
         append(object, to: &out, lenient: false)
     }
 
-    /// `lenient` writes non-finite numbers as `nan`/`inf` (not JSON) instead of stopping: for
-    /// `description`, which must not crash on a hand-built value.
+    /// `lenient` writes non-finite numbers as `nan`/`inf` (not JSON) instead of `null`: for
+    /// `description`, which shows what a hand-built value holds.
     private static func append(_ value: JSONValue, to out: inout [UInt8], lenient: Bool) {
         switch value {
         case .null:
@@ -65,9 +67,12 @@ public enum JSONWriter {
         out.append(UInt8(ascii: "\""))
     }
 
-    /// Appends a JSON number. Precondition: `number` is finite.
+    /// Appends a JSON number; `null` for NaN and ±infinity, which JSON cannot represent.
     public static func writeNumber(_ number: Double, into out: inout [UInt8]) {
-        precondition(number.isFinite, "JSON cannot represent \(number)")
+        guard number.isFinite else {
+            appendASCII("null", to: &out)
+            return
+        }
         if number.magnitude < 9_223_372_036_854_775_808, number.rounded(.towardZero) == number {
             if number == 0 && number.sign == .minus {
                 appendASCII("-0", to: &out)
@@ -96,7 +101,7 @@ public enum JSONWriter {
         String(decoding: encode(value), as: UTF8.self)
     }
 
-    /// Like `string`, but non-finite numbers appear as `nan`/`inf` instead of failing the precondition.
+    /// Like `string`, but non-finite numbers appear as `nan`/`inf` instead of `null`.
     static func debugString(_ value: JSONValue) -> String {
         var out: [UInt8] = []
         append(value, to: &out, lenient: true)

@@ -104,7 +104,9 @@ public struct SafetensorsCheckpoint: Sendable {
             if let size = attributes[.size] as? NSNumber, size.int64Value > Int64(Self.maxIndexBytes) {
                 throw fail(.badIndex("the file is \(size) bytes, over the \(Self.maxIndexBytes)-byte limit"))
             }
-            bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: indexPath)))
+            bytes = try RegularFile.read(indexPath)
+        } catch let error as RegularFile.Failure {
+            throw fail(.cannotOpen(reason: error.description))
         } catch let error as SafetensorsError {
             throw error
         } catch {

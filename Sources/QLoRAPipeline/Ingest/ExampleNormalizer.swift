@@ -14,6 +14,8 @@ public enum RejectionReason: String, Sendable, CaseIterable, Codable {
     case noAssistantMessage = "no_assistant_message"
     case malformedGuanaco = "malformed_guanaco"
     case csvColumnCount = "csv_column_count"
+    /// A CSV record with a NUL byte (a JSON row with one is `invalid_json`).
+    case nulByte = "nul_byte"
 }
 
 public struct Rejection: Error, Sendable, Equatable {

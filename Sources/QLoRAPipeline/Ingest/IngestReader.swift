@@ -35,7 +35,15 @@ enum IngestReader {
             case .csv:
                 let reader = try CSVReader(path: url.path)
                 var header: [String]?
-                try reader.forEachRecord { fields, number in
+                // A record that is not text is a rejected row, as a JSONL line would be (a bad header
+                // fails the file: the columns are unknown).
+                let invalid = { (error: ReaderError, record: UnsafeRawBufferPointer) throws in
+                    guard header != nil else { throw StageFailure("\(error)") }
+                    let reason: RejectionReason = error.kind == .nulByte ? .nulByte : .invalidUTF8
+                    try writer.reject(source: file.path, line: error.line ?? 0, Rejection(reason, error.message),
+                                      excerpt: Array(record))
+                }
+                try reader.forEachRecord(invalid: invalid) { fields, number in
                     guard let columns = header else {
                         header = try csvHeader(fields, file: file, normalizer: normalizer, line: number)
                         return

@@ -31,9 +31,16 @@ public struct RunDirectory: Sendable {
         }
     }
 
-    /// Takes the run's exclusive lock or throws `RunLockedError` naming the current holder.
+    /// Takes the run's exclusive lock or throws `RunLockedError` naming the current holder. `lock` and
+    /// `events.jsonl` are opened with `O_NOFOLLOW`: either being a symbolic link (which would make a run
+    /// truncate or append to a file outside its directory) is an error naming it.
     public func lock(command: String) throws -> RunLock {
-        try RunLock(path: lockURL.path, command: command)
+        let lock = try RunLock(path: lockURL.path, command: command)
+        var info = stat()
+        if lstat(eventsURL.path, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
+            throw symbolicLinkError(eventsURL.path)
+        }
+        return lock
     }
 
     /// A fresh temporary directory for `stage`, next to its final location (same file system, so the
@@ -79,7 +86,8 @@ public struct RunDirectory: Sendable {
             line += ",\(jsonString(key)):\(fields[key]!.json)"
         }
         line += "}\n"
-        let fd = open(eventsURL.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        // O_NOFOLLOW: never append through a symbolic link (`lock(command:)` reports one).
+        let fd = open(eventsURL.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { return }
         _ = line.withCString { write(fd, $0, strlen($0)) }
         close(fd)
@@ -125,6 +133,11 @@ func syncDirectory(_ path: String) {
     }
 }
 
+/// A run-directory file that is a symbolic link (refused rather than followed out of the run directory).
+func symbolicLinkError(_ path: String) -> FileError {
+    FileError(path: path, message: "is a symbolic link; a run never follows one out of its run directory (remove it)")
+}
+
 /// Another process holds the run directory.
 public struct RunLockedError: Error, CustomStringConvertible, Sendable {
     public var path: String
@@ -139,8 +152,11 @@ public final class RunLock: @unchecked Sendable {
     private var fd: Int32
 
     init(path: String, command: String) throws {
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw FileError(path: path, errno: errno, operation: "open lock") }
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else {
+            if errno == ELOOP { throw symbolicLinkError(path) }
+            throw FileError(path: path, errno: errno, operation: "open lock")
+        }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let e = errno
             var holder = ""

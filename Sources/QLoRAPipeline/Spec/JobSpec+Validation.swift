@@ -1,4 +1,5 @@
 import Foundation
+import QLoRAFormats
 
 /// Range and consistency checks that decoding cannot express. Every problem is reported (not just the
 /// first), each pointing at the key it concerns.
@@ -17,6 +18,8 @@ extension JobSpec {
             var isDirectory: ObjCBool = false
             if !FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) || isDirectory.boolValue {
                 out.append(error("dataset.files[\(i)].path", "input file not found: \(url.path)"))
+            } else if let what = RegularFile.irregularKind(atPath: url.path) {
+                out.append(error("dataset.files[\(i)].path", "not a regular file: \(url.path) (\(what))"))
             }
         }
         for (i, task) in (evaluation?.tasks ?? []).enumerated() {
@@ -26,6 +29,8 @@ extension JobSpec {
                 var message = "task file not found: \(url.path)"
                 if task.path.contains("datasets/fetched/") { message += " (run `python3 scripts/fetch_datasets.py` to fetch it)" }
                 out.append(error("evaluation.tasks[\(i)].path", message))
+            } else if let what = RegularFile.irregularKind(atPath: url.path) {
+                out.append(error("evaluation.tasks[\(i)].path", "not a regular file: \(url.path) (\(what))"))
             }
         }
         if let t = tokenizer {
@@ -33,8 +38,16 @@ extension JobSpec {
                 let key = t.path != nil ? "tokenizer.path" : "model.path"
                 if !FileManager.default.fileExists(atPath: resolve(source).path) {
                     out.append(error(key, "tokenizer not found: \(resolve(source).path)"))
+                } else if let what = RegularFile.irregularKind(atPath: resolve(source).path, allowDirectory: true),
+                    !(key == "model.path" && model != nil)
+                {
+                    out.append(error(key, "not a regular file: \(resolve(source).path) (\(what))"))
                 }
             }
+        }
+        // The model is a directory or a regular file (a FIFO would block its open, a device never ends).
+        if let m = model, let what = RegularFile.irregularKind(atPath: resolve(m.path).path, allowDirectory: true) {
+            out.append(error("model.path", "not a regular file: \(resolve(m.path).path) (\(what))"))
         }
         return out
     }

@@ -9,7 +9,9 @@ public protocol SpecEnum: CaseIterable, RawRepresentable, Codable, Sendable wher
 ///   unknown key is an error with a did-you-mean suggestion rather than being ignored;
 /// - every error carries the file, line, column and key path;
 /// - booleans are `true`/`false` only (no YAML 1.1 `yes`/`on` surprises);
-/// - the position of every key is recorded in `marks` so later range checks can point at it.
+/// - the position of every key is recorded in `marks` so later range checks can point at it;
+/// - a node whose tag is not one of YAML's core schema (`!!python/object:…`, `!!binary`, `!custom`)
+///   is an error: a spec is data, and a tag asks a loader to construct something else.
 final class SpecDecoder {
     let file: String
     private(set) var marks: [String: Mark] = [:]
@@ -18,7 +20,34 @@ final class SpecDecoder {
 
     func decode<T: Decodable>(_ type: T.Type, from node: Node) throws -> T {
         marks[""] = node.mark
+        try refuseTags(node, path: [])
         return try decodeValue(type, node: node, path: [])
+    }
+
+    /// The tags a node may carry, explicitly (`!!str 5`) or as resolved from a plain scalar.
+    static let coreTags: Set<String> = ["str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge", "value"]
+        .reduce(into: []) { $0.insert("tag:yaml.org,2002:" + $1) }
+
+    /// Throws at the first node (document order) whose tag is not in `coreTags`.
+    private func refuseTags(_ node: Node, path: [PathComponent]) throws {
+        if case .alias = node { return }  // refused by `decodeValue`
+        let tag = node.tag.description
+        if !Self.coreTags.contains(tag) {
+            let shown = tag.hasPrefix("tag:yaml.org,2002:") ? "!!" + tag.dropFirst("tag:yaml.org,2002:".count) : tag
+            throw error(path, node.mark, "YAML tag `\(shown)` is not allowed in a job spec (only plain values: strings, numbers, booleans, null, lists and mappings)")
+        }
+        switch node {
+        case .mapping(let mapping):
+            for (key, value) in mapping {
+                let name = key.string ?? "?"
+                try refuseTags(key, path: path + [.key(name)])
+                try refuseTags(value, path: path + [.key(name)])
+            }
+        case .sequence(let sequence):
+            for (i, item) in sequence.enumerated() { try refuseTags(item, path: path + [.index(i)]) }
+        case .scalar, .alias:
+            break
+        }
     }
 
     func error(_ path: [PathComponent], _ mark: Mark?, _ message: String) -> SpecError {

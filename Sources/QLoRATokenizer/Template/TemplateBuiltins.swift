@@ -212,29 +212,43 @@ enum PyString {
         return out
     }
 
-    static func replace(_ s: String, _ old: String, _ new: String, count: Int) -> String {
+    static func replace(_ s: String, _ old: String, _ new: String, count: Int) throws(RenderFailure) -> String {
         if count == 0 { return s }
+        // Each replacement adds at most `new`'s bytes: refuse before building more than the limit.
+        let grows = new.utf8.count > old.utf8.count
+        var added = 0
+        func replacing() throws(RenderFailure) {
+            guard grows else { return }
+            added += new.utf8.count
+            try TemplateLimits.checkString(bytes: s.utf8.count + added)
+        }
         let hay = Array(s.unicodeScalars)
         let needle = Array(old.unicodeScalars)
-        var out = String.UnicodeScalarView()
+        let replacement = Array(new.unicodeScalars)
+        // Built as an array and converted once: appending to a String.UnicodeScalarView piece by piece
+        // is quadratic on long strings.
+        var out: [Unicode.Scalar] = []
+        out.reserveCapacity(hay.count)
         var replaced = 0
         if needle.isEmpty {
             // Python inserts `new` between characters and at both ends.
             for c in hay {
                 if count < 0 || replaced < count {
-                    out.append(contentsOf: new.unicodeScalars)
+                    try replacing()
+                    out.append(contentsOf: replacement)
                     replaced += 1
                 }
                 out.append(c)
             }
-            if count < 0 || replaced < count { out.append(contentsOf: new.unicodeScalars) }
-            return String(out)
+            if count < 0 || replaced < count { out.append(contentsOf: replacement) }
+            return Py.string(out[...])
         }
         var i = 0
         while i < hay.count {
             if count < 0 || replaced < count, let at = Py.find(hay, needle, from: i) {
+                try replacing()
                 out.append(contentsOf: hay[i..<at])
-                out.append(contentsOf: new.unicodeScalars)
+                out.append(contentsOf: replacement)
                 i = at + needle.count
                 replaced += 1
             } else {
@@ -242,7 +256,7 @@ enum PyString {
                 break
             }
         }
-        return String(out)
+        return Py.string(out[...])
     }
 
     static func htmlEscape(_ s: String) -> String {
@@ -294,7 +308,9 @@ enum PyString {
                     }
                     value = kw.value
                 }
-                out += Py.str(value)
+                let piece = Py.str(value)
+                try TemplateLimits.checkString(bytes: out.utf8.count + piece.utf8.count)
+                out += piece
                 i = close + 1
             } else if c == "}" {
                 if i + 1 < f.count, f[i + 1] == "}" {
@@ -410,6 +426,7 @@ extension TemplateRenderer {
             let s = Py.str(value)
             let n = s.unicodeScalars.count
             guard width > n else { return .string(s) }
+            try TemplateLimits.checkString(bytes: s.utf8.count + width - n)
             let total = width - n
             let left = total / 2 + (total & width & 1)
             return .string(String(repeating: " ", count: left) + s + String(repeating: " ", count: total - left))
@@ -472,12 +489,20 @@ extension TemplateRenderer {
             let a = try args.bind(["width", "first", "blank"], name)
             var indention = "    "
             if let w = a[0] {
-                if case .string(let s) = w { indention = s } else { indention = String(repeating: " ", count: Swift.max(0, try requireInt(w, "width"))) }
+                if case .string(let s) = w {
+                    indention = s
+                } else {
+                    let width = Swift.max(0, try requireInt(w, "width"))
+                    try TemplateLimits.checkString(bytes: width)
+                    indention = String(repeating: " ", count: width)
+                }
             }
             let first = a[1].map(Py.truthy) ?? false
             let blank = a[2].map(Py.truthy) ?? false
             let s = Py.str(value) + "\n"
             var lines = PyString.splitlines(s)
+            try TemplateLimits.checkString(
+                bytes: s.utf8.count + TemplateLimits.product(lines.count + 1, indention.utf8.count))
             var rv: String
             if blank {
                 rv = lines.joined(separator: "\n" + indention)
@@ -536,9 +561,15 @@ extension TemplateRenderer {
             let a = try args.bind(["d", "attribute"], name)
             let separator = a[0].map { Py.str($0) } ?? ""
             var parts: [String] = []
-            for item in try items(value) {
+            let all = try items(value)
+            if a[1] == nil { try TemplateLimits.checkFlattened(.array(all), perItem: separator.utf8.count) }
+            var bytes = 0
+            for item in all {
                 let v = try a[1].map { (attr) throws(RenderFailure) in try attrGetter(item, attr) } ?? item
-                parts.append(Py.str(v))
+                let part = Py.str(v)
+                bytes += part.utf8.count + separator.utf8.count
+                try TemplateLimits.checkString(bytes: bytes)
+                parts.append(part)
             }
             return .string(parts.joined(separator: separator))
         case .list:
@@ -616,7 +647,7 @@ extension TemplateRenderer {
             let a = try args.bind(["old", "new", "count"], name)
             let count = try a[2].flatMap { (v) throws(RenderFailure) -> Int? in v.isNone ? nil : try requireInt(v, "count") } ?? -1
             return .string(
-                PyString.replace(Py.str(value), Py.str(a[0] ?? .string("")), Py.str(a[1] ?? .string("")), count: count))
+                try PyString.replace(Py.str(value), Py.str(a[0] ?? .string("")), Py.str(a[1] ?? .string("")), count: count))
         case .reverse:
             _ = try args.bind([], name)
             if case .string(let s) = value { return .string(String(String.UnicodeScalarView(s.unicodeScalars.reversed()))) }
@@ -935,7 +966,7 @@ extension TemplateRenderer {
         case "replace":
             let a = try args.bind(["old", "new", "count"], name)
             let count = try a[2].map { (v) throws(RenderFailure) in try requireInt(v, "count") } ?? -1
-            return .string(PyString.replace(s, try requireString(a[0], "old"), try requireString(a[1], "new"), count: count))
+            return .string(try PyString.replace(s, try requireString(a[0], "old"), try requireString(a[1], "new"), count: count))
         case "find", "rfind", "index", "rindex", "count":
             let a = try args.bind(["sub", "start", "end"], name)
             let sub = Array(try requireString(a[0], "substring").unicodeScalars)
@@ -974,10 +1005,13 @@ extension TemplateRenderer {
         case "join":
             let a = try args.bind(["iterable"], name)
             var parts: [String] = []
+            var bytes = 0
             for item in try items(a[0] ?? .none) {
                 guard case .string(let p) = item else {
                     throw RenderFailure("sequence item \(parts.count): expected str instance, \(Py.typeName(item)) found")
                 }
+                bytes += p.utf8.count + s.utf8.count
+                try TemplateLimits.checkString(bytes: bytes)
                 parts.append(p)
             }
             return .string(parts.joined(separator: s))
@@ -1009,6 +1043,7 @@ extension TemplateRenderer {
             let width = try requireInt(a[0], "width")
             let n = s.unicodeScalars.count
             guard width > n else { return .string(s) }
+            try TemplateLimits.checkString(bytes: s.utf8.count + width - n)
             let pad = String(repeating: "0", count: width - n)
             if let first = s.unicodeScalars.first, first == "-" || first == "+" {
                 return .string(String(first) + pad + String(String.UnicodeScalarView(s.unicodeScalars.dropFirst())))
@@ -1020,6 +1055,7 @@ extension TemplateRenderer {
             let fill = try a[1].map { (v) throws(RenderFailure) in try requireString(v, "fill character") } ?? " "
             let n = s.unicodeScalars.count
             guard width > n else { return .string(s) }
+            try TemplateLimits.checkString(bytes: s.utf8.count + TemplateLimits.product(width - n, fill.utf8.count))
             let total = width - n
             switch name {
             case "ljust": return .string(s + String(repeating: fill, count: total))

@@ -16,6 +16,7 @@ enum TemplateJSON {
             guard case .int(let n)? = Py.number(v) else {
                 throw RenderFailure("tojson indent must be an integer or a string, not \(Py.typeName(v))")
             }
+            try TemplateLimits.checkString(bytes: n)
             indentString = String(repeating: " ", count: max(0, n))
         }
         var itemSeparator = indentString == nil ? ", " : ","
@@ -46,8 +47,9 @@ enum TemplateJSON {
         let sortKeys: Bool
         var out = ""
 
-        mutating func newline(_ level: Int) {
+        mutating func newline(_ level: Int) throws(RenderFailure) {
             guard let indent else { return }
+            try TemplateLimits.checkString(bytes: out.utf8.count + 1 + TemplateLimits.product(level, indent.utf8.count))
             out += "\n"
             for _ in 0..<level { out += indent }
         }
@@ -65,22 +67,26 @@ enum TemplateJSON {
                 } else {
                     out += Py.formatDouble(d)
                 }
-            case .string(let s): writeString(s)
+            case .string(let s):
+                try TemplateLimits.checkString(bytes: out.utf8.count + s.utf8.count)
+                writeString(s)
+                try TemplateLimits.checkString(out)
             case .array(let items):
                 if items.isEmpty {
                     out += "[]"
                     return
                 }
                 out += "["
-                newline(level + 1)
+                try newline(level + 1)
                 for (i, item) in items.enumerated() {
                     if i > 0 {
+                        try TemplateLimits.checkString(bytes: out.utf8.count + itemSeparator.utf8.count)
                         out += itemSeparator
-                        newline(level + 1)
+                        try newline(level + 1)
                     }
                     try write(item, level: level + 1)
                 }
-                newline(level)
+                try newline(level)
                 out += "]"
             case .dictionary(let d):
                 if d.isEmpty {
@@ -88,21 +94,23 @@ enum TemplateJSON {
                     return
                 }
                 out += "{"
-                newline(level + 1)
+                try newline(level + 1)
                 var pairs = d.pairs
                 if sortKeys {
                     pairs.sort { Py.compare(.string($0.key), .string($1.key)) ?? 0 < 0 }
                 }
                 for (i, pair) in pairs.enumerated() {
                     if i > 0 {
+                        try TemplateLimits.checkString(bytes: out.utf8.count + itemSeparator.utf8.count)
                         out += itemSeparator
-                        newline(level + 1)
+                        try newline(level + 1)
                     }
+                    try TemplateLimits.checkString(bytes: out.utf8.count + pair.key.utf8.count + keySeparator.utf8.count)
                     writeString(pair.key)
                     out += keySeparator
                     try write(pair.value, level: level + 1)
                 }
-                newline(level)
+                try newline(level)
                 out += "}"
             case .undefined, .object:
                 throw RenderFailure("Object of type \(Py.typeName(value)) is not JSON serializable")

@@ -11,6 +11,9 @@ struct TemplateParser {
     private(set) var names: [String] = []
     private var nameIDs: [String: Int] = [:]
     private var loopDepth = 0
+    /// Current nesting of blocks and expressions, bounded by `TemplateLimits.maxNestingDepth` so
+    /// that a hostile template fails here instead of overflowing the stack (here or in the renderer).
+    private var depth = 0
 
     /// Index of the `loop` variable in `names`.
     static let loopID = 0
@@ -51,6 +54,16 @@ struct TemplateParser {
 
     private func error(_ message: String, line: Int? = nil) -> TemplateError {
         TemplateError(kind: .syntax, templateName: name, line: line ?? current.line, message: message)
+    }
+
+    /// Enters one level of nesting; pair with `depth -= 1` (a `defer`).
+    private mutating func descend() throws(TemplateError) {
+        depth += 1
+        if depth > TemplateLimits.maxNestingDepth {
+            throw error(
+                "the template is nested more than \(TemplateLimits.maxNestingDepth) levels deep "
+                    + "(blocks and expressions together); refusing to compile it")
+        }
     }
 
     private func isName(_ t: TemplateToken, _ value: String) -> Bool {
@@ -123,6 +136,8 @@ struct TemplateParser {
     private mutating func subparse(endTags: Set<String>, opener: (tag: String, line: Int)?) throws(TemplateError)
         -> [TemplateStmt]
     {
+        try descend()
+        defer { depth -= 1 }
         var body: [TemplateStmt] = []
         while true {
             let token = current
@@ -337,6 +352,8 @@ struct TemplateParser {
     }
 
     private mutating func parseTargetPrimary() throws(TemplateError) -> TemplateTarget {
+        try descend()
+        defer { depth -= 1 }
         let token = current
         if case .name(let n) = token.kind {
             if ["true", "false", "True", "False", "none", "None"].contains(n) {
@@ -401,7 +418,11 @@ struct TemplateParser {
         while skipName("if") {
             let test = try parseOr()
             var otherwise: TemplateExpr?
-            if skipName("else") { otherwise = try parseCondexpr() }
+            if skipName("else") {
+                try descend()
+                defer { depth -= 1 }
+                otherwise = try parseCondexpr()
+            }
             expr = TemplateExpr(.conditional(test: test, then: expr, otherwise: otherwise), line: line)
             line = current.line
         }
@@ -428,6 +449,8 @@ struct TemplateParser {
 
     private mutating func parseNot() throws(TemplateError) -> TemplateExpr {
         if isName(current, "not") {
+            try descend()
+            defer { depth -= 1 }
             let line = advance().line
             return TemplateExpr(.not(try parseNot()), line: line)
         }
@@ -496,8 +519,12 @@ struct TemplateParser {
         let line = current.line
         var node: TemplateExpr
         if skipOp("-") {
+            try descend()
+            defer { depth -= 1 }
             node = TemplateExpr(.negate(try parseUnary(withFilter: false)), line: line)
         } else if skipOp("+") {
+            try descend()
+            defer { depth -= 1 }
             node = TemplateExpr(.plus(try parseUnary(withFilter: false)), line: line)
         } else {
             node = try parsePrimary()
@@ -509,6 +536,8 @@ struct TemplateParser {
 
     private mutating func parsePrimary() throws(TemplateError) -> TemplateExpr {
         let token = current
+        if isOp(token, "(") || isOp(token, "[") || isOp(token, "{") { try descend() }
+        defer { if isOp(token, "(") || isOp(token, "[") || isOp(token, "{") { depth -= 1 } }
         switch token.kind {
         case .name(let n):
             _ = advance()
@@ -635,6 +664,8 @@ struct TemplateParser {
     }
 
     private mutating func parseSubscript(_ node: TemplateExpr) throws(TemplateError) -> TemplateExpr {
+        try descend()
+        defer { depth -= 1 }
         let token = advance()
         if isOp(token, ".") {
             let attr = current
@@ -684,6 +715,8 @@ struct TemplateParser {
     }
 
     private mutating func parseCallArgs() throws(TemplateError) -> TemplateArgs {
+        try descend()
+        defer { depth -= 1 }
         let line = current.line
         try expectOp("(")
         var args = TemplateArgs()

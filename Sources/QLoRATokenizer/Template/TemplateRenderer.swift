@@ -48,6 +48,8 @@ struct TemplateRenderer {
     var namespaces: [TemplateDictionary] = []
     var out = ""
     var callDepth = 0
+    /// Loop iterations, macro calls and elements inspected so far, bounded by `TemplateLimits.maxSteps`.
+    var steps = 0
 
     init(program: TemplateProgram, context: [String: TemplateValue], now: @escaping @Sendable () -> Date,
         timeZone: TimeZone)
@@ -90,6 +92,46 @@ struct TemplateRenderer {
         return out
     }
 
+    // MARK: - Budgets (TemplateLimits)
+
+    /// Counts `n` steps of work against `TemplateLimits.maxSteps`.
+    mutating func step(_ n: Int = 1) throws(RenderFailure) {
+        steps += n
+        if steps > TemplateLimits.maxSteps {
+            throw RenderFailure(
+                "the template ran more than \(TemplateLimits.maxSteps) steps (loop iterations and macro calls); "
+                    + "refusing to render it")
+        }
+    }
+
+    /// Appends to the output, which may not exceed `TemplateLimits.maxStringBytes`.
+    mutating func emit(_ text: String) throws(RenderFailure) {
+        try TemplateLimits.checkString(bytes: out.utf8.count + text.utf8.count)
+        out += text
+    }
+
+    /// `Py.str(value)` after checking that printing it stays within the limit.
+    func printed(_ value: TemplateValue) throws(RenderFailure) -> String {
+        switch value {
+        case .array, .dictionary: try TemplateLimits.checkFlattened(value)
+        default: break
+        }
+        return Py.str(value)
+    }
+
+    /// Refuses a list or dictionary literal that would nest deeper than `TemplateLimits.maxNestingDepth`.
+    mutating func checkNesting(_ values: [TemplateValue]) throws(RenderFailure) {
+        var visits = 0
+        for v in values {
+            if TemplateLimits.nestingDepth(v, visits: &visits) >= TemplateLimits.maxNestingDepth {
+                throw RenderFailure(
+                    "the template built a value nested more than \(TemplateLimits.maxNestingDepth) levels deep; "
+                        + "refusing to render it")
+            }
+        }
+        try step(visits / 64)  // inspecting an element is far cheaper than a loop iteration
+    }
+
     // MARK: - Statements
 
     mutating func exec(_ body: [TemplateStmt]) throws(RenderFailure) -> Flow {
@@ -114,10 +156,10 @@ struct TemplateRenderer {
     private mutating func exec(_ stmt: TemplateStmt) throws(RenderFailure) -> Flow {
         switch stmt {
         case .data(let text):
-            out += text
+            try emit(text)
         case .output(let e):
             let value = try evalAt(e, line: e.line)
-            out += Py.str(value)
+            try at(e.line) { (r: inout TemplateRenderer) throws(RenderFailure) in try r.emit(try r.printed(value)) }
         case .conditional(let branches, let otherwise):
             for branch in branches where Py.truthy(try evalAt(branch.test, line: branch.test.line)) {
                 return try exec(branch.body)
@@ -142,7 +184,7 @@ struct TemplateRenderer {
         case .filterBlock(let filters, let body):
             var value = TemplateValue.string(try capture(body))
             for f in filters { value = try applyFilterCall(f, value) }
-            out += Py.str(value)
+            try emit(try printed(value))
         case .with(let bindings, let body):
             var values: [TemplateValue] = []
             for (_, e) in bindings { values.append(try evalAt(e, line: e.line)) }
@@ -177,7 +219,9 @@ struct TemplateRenderer {
     {
         do {
             let args = try evalArgs(f.args)
-            return try applyFilter(f.filter, value, args, valueExpr: nil)
+            let result = try applyFilter(f.filter, value, args, valueExpr: nil)
+            try TemplateLimits.check(result)
+            return result
         } catch {
             var failure = error
             if failure.line == nil { failure.line = f.line }
@@ -206,6 +250,7 @@ struct TemplateRenderer {
             var kept: [TemplateValue] = []
             kept.reserveCapacity(items.count)
             for item in items {
+                try at(loop.line) { (r: inout TemplateRenderer) throws(RenderFailure) in try r.step() }
                 pushFrame()
                 try at(loop.line) { (r: inout TemplateRenderer) throws(RenderFailure) in try r.bind(loop.target, item) }
                 let keep = Py.truthy(try evalAt(condition, line: loop.line))
@@ -222,6 +267,7 @@ struct TemplateRenderer {
         }
         // Non-recursive loops always have depth 1 (jinja2 counts recursion levels only).
         for i in items.indices {
+            try at(loop.line) { (r: inout TemplateRenderer) throws(RenderFailure) in try r.step() }
             let state = LoopState(items: items, index0: i, depth0: 0)
             pushFrame()
             locals.append((TemplateParser.loopID, .object(TemplateObject(.loop(state)))))
@@ -312,6 +358,7 @@ struct TemplateRenderer {
             var values: [TemplateValue] = []
             values.reserveCapacity(items.count)
             for item in items { values.append(try eval(item)) }
+            try checkNesting(values)
             return .array(values)
         case .dict(let items):
             var d = TemplateDictionary()
@@ -322,6 +369,7 @@ struct TemplateRenderer {
                 }
                 d[s] = try eval(v)
             }
+            try checkNesting(d.values)
             return .dictionary(d)
         case .getattr(let objExpr, let name):
             // Evaluate operands before calling non-mutating helpers, so `self` is not copied.
@@ -340,11 +388,15 @@ struct TemplateRenderer {
         case .call(let calleeExpr, let argExprs):
             let callee = try eval(calleeExpr)
             let args = try evalArgs(argExprs)
-            return try call(callee, args, calleeExpr)
+            let result = try call(callee, args, calleeExpr)
+            try TemplateLimits.check(result)
+            return result
         case .filter(let valueExpr, let name, let argExprs):
             let value = try eval(valueExpr)
             let args = try evalArgs(argExprs)
-            return try applyFilter(name, value, args, valueExpr: valueExpr)
+            let result = try applyFilter(name, value, args, valueExpr: valueExpr)
+            try TemplateLimits.check(result)
+            return result
         case .test(let valueExpr, let name, let argExprs):
             let value = try eval(valueExpr)
             let args = try evalArgs(argExprs)
@@ -375,7 +427,11 @@ struct TemplateRenderer {
             return try Py.binary(op, a, b)
         case .concat(let items):
             var s = ""
-            for item in items { s += Py.str(try eval(item)) }
+            for item in items {
+                let piece = try printed(try eval(item))
+                try TemplateLimits.checkString(bytes: s.utf8.count + piece.utf8.count)
+                s += piece
+            }
             return .string(s)
         case .and(let l, let r):
             let a = try eval(l)
@@ -630,7 +686,11 @@ struct TemplateRenderer {
         for (name, _) in args.keywords where !macro.params.contains(where: { $0.name == name }) {
             throw RenderFailure("macro '\(macro.name)' takes no keyword argument '\(name)'")
         }
-        guard callDepth < 64 else { throw RenderFailure("maximum macro recursion depth exceeded") }
+        guard callDepth < TemplateLimits.maxMacroDepth else {
+            throw RenderFailure(
+                "maximum macro recursion depth exceeded (macros nested more than \(TemplateLimits.maxMacroDepth) calls deep)")
+        }
+        try step()
         let savedLocals = locals
         let savedFrames = frameStarts
         let savedOut = out

@@ -78,6 +78,7 @@ enum Py {
         }
     }
 
+    /// One call per string built: see `appendEach`.
     static func string(_ scalars: ArraySlice<Unicode.Scalar>) -> String {
         var view = String.UnicodeScalarView()
         view.append(contentsOf: scalars)
@@ -126,10 +127,12 @@ enum Py {
         out.append(quote)
         for c in s.unicodeScalars {
             switch c {
-            case "\\": out.append(contentsOf: "\\\\".unicodeScalars)
-            case "\n": out.append(contentsOf: "\\n".unicodeScalars)
-            case "\r": out.append(contentsOf: "\\r".unicodeScalars)
-            case "\t": out.append(contentsOf: "\\t".unicodeScalars)
+            // One scalar at a time: many `append(contentsOf:)` calls on a UnicodeScalarView take
+            // quadratic time (Swift 6.3 on Linux), which a string of a million newlines would show.
+            case "\\": out.appendEach("\\\\".unicodeScalars)
+            case "\n": out.appendEach("\\n".unicodeScalars)
+            case "\r": out.appendEach("\\r".unicodeScalars)
+            case "\t": out.appendEach("\\t".unicodeScalars)
             default:
                 if c == quote {
                     out.append("\\")
@@ -137,7 +140,7 @@ enum Py {
                 } else if c.value < 0x20 || c.value == 0x7F || (c.value >= 0x80 && !isPrintable(c)) {
                     let hex = String(c.value, radix: 16)
                     let (prefix, width) = c.value <= 0xFF ? ("\\x", 2) : c.value <= 0xFFFF ? ("\\u", 4) : ("\\U", 8)
-                    out.append(contentsOf: (prefix + String(repeating: "0", count: width - hex.count) + hex).unicodeScalars)
+                    out.appendEach((prefix + String(repeating: "0", count: width - hex.count) + hex).unicodeScalars)
                 } else {
                     out.append(c)
                 }
@@ -339,8 +342,12 @@ enum Py {
             return try arithmetic(op, x, y)
         }
         switch (op, a, b) {
-        case (.add, .string(let x), .string(let y)): return .string(x + y)
-        case (.add, .array(let x), .array(let y)): return .array(x + y)
+        case (.add, .string(let x), .string(let y)):
+            try TemplateLimits.checkString(bytes: x.utf8.count + y.utf8.count)
+            return .string(x + y)
+        case (.add, .array(let x), .array(let y)):
+            try TemplateLimits.checkList(count: x.count + y.count)
+            return .array(x + y)
         case (.add, .string, _):
             throw RenderFailure("can only concatenate str (not \"\(typeName(b))\") to str")
         case (.add, .array, _):
@@ -351,7 +358,11 @@ enum Py {
             guard let num = number(other), case .int(let n) = num else {
                 throw RenderFailure("can't multiply sequence by non-int of type '\(typeName(other))'")
             }
-            if case .string(let str) = seq { return .string(n > 0 ? String(repeating: str, count: n) : "") }
+            if case .string(let str) = seq {
+                try TemplateLimits.checkString(bytes: TemplateLimits.product(str.utf8.count, max(n, 0)))
+                return .string(n > 0 ? String(repeating: str, count: n) : "")
+            }
+            if case .array(let items) = seq { try TemplateLimits.checkList(count: TemplateLimits.product(items.count, max(n, 0))) }
             var out: [TemplateValue] = []
             if n > 0, case .array(let items) = seq { for _ in 0..<n { out += items } }
             return .array(out)
@@ -462,7 +473,7 @@ enum Py {
             }
             var width = 0
             while i < f.count, let d = Int(String(f[i])) {
-                width = width * 10 + d
+                width = min(width * 10 + d, Int(Int32.max))
                 i += 1
             }
             var precision: Int?
@@ -511,6 +522,7 @@ enum Py {
                 piece = string(Array(piece.unicodeScalars).prefix(precision))
             }
             let len = piece.unicodeScalars.count
+            try TemplateLimits.checkString(bytes: out.utf8.count + max(width, len) + piece.utf8.count)
             if len < width {
                 let pad = width - len
                 if flags.contains("-") {
@@ -547,5 +559,13 @@ enum Py {
             s.insert(".", at: s.index(s.endIndex, offsetBy: -digits))
         }
         return (value < 0 || (value == 0 && value.sign == .minus)) && scaled != 0 ? "-" + s : s
+    }
+}
+
+extension String.UnicodeScalarView {
+    /// Appends `scalars` one at a time. Repeated `append(contentsOf:)` calls on a UnicodeScalarView take
+    /// quadratic time in the length built (Swift 6.3 on Linux); single-scalar appends are amortized O(1).
+    mutating func appendEach<S: Sequence>(_ scalars: S) where S.Element == Unicode.Scalar {
+        for c in scalars { append(c) }
     }
 }
