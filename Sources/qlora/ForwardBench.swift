@@ -75,18 +75,13 @@ struct ForwardBench: ParsableCommand {
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = ["scripts/reference/forward_peer.py", peerModel, "--threads", "\(threads)",
                              "--prompt-tokens", "\(promptTokens)", "--decode-tokens", "\(decodeTokens)"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        do { try process.run() } catch {
-            print("peer: cannot run \(python): \(error) (set up .venv-torch with scripts/reference/setup_torch_venv.sh)")
+        let report: [String: Any]
+        do { report = try runForJSON(process, what: "peer", quiet: false) } catch {
+            print("\(error) (set up .venv-torch with scripts/reference/setup_torch_venv.sh)")
             return
         }
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0, let line = output.split(separator: 0x0A).last,
-              let report = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-              let p = report["prefill_tokens_per_s"] as? Double, let d = report["decode_tokens_per_s"] as? Double else {
-            print("peer: failed (exit \(process.terminationStatus)): \(String(decoding: output, as: UTF8.self))")
+        guard let p = report["prefill_tokens_per_s"] as? Double, let d = report["decode_tokens_per_s"] as? Double else {
+            print("peer: no prefill/decode figures in \(report)")
             return
         }
         print(String(format: "transformers prefill %4d tokens: %8.1f tokens/s (fp32, %d threads, %@)", promptTokens, p, threads,

@@ -118,18 +118,13 @@ struct GenerateBench: ParsableCommand {
         process.arguments = ["scripts/peers/llama_cpp_generate.py", gguf, "--threads", "\(threads)",
                              "--prompt-ids", ids.map(String.init).joined(separator: ","),
                              "--decode-tokens", "\(decodeTokens)", "--repeat", "\(self.repeat)"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        do { try process.run() } catch {
-            print("peer: cannot run \(python): \(error) (set up .venv-llama with scripts/peers/setup_llama_venv.sh)")
+        let report: [String: Any]
+        do { report = try runForJSON(process, what: "peer", quiet: false) } catch {
+            print("\(error) (set up .venv-llama with scripts/peers/setup_llama_venv.sh)")
             return
         }
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0, let line = output.split(separator: 0x0A).last,
-              let report = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-              let p = report["prefill_tokens_per_s"] as? Double, let d = report["decode_tokens_per_s"] as? Double else {
-            print("peer: failed (exit \(process.terminationStatus)): \(String(decoding: output, as: UTF8.self))")
+        guard let p = report["prefill_tokens_per_s"] as? Double, let d = report["decode_tokens_per_s"] as? Double else {
+            print("peer: no prefill/decode figures in \(report)")
             return
         }
         print(String(format: "llama.cpp  prefill %4d tokens: %8.1f tokens/s (%@ weights as in the GGUF, llama-cpp-python %@)",

@@ -177,7 +177,7 @@ struct TrainBench: ParsableCommand {
         process.arguments = ["bench", "train", "--child", "--model", model, "--seq", "\(seq)", "--batch", "\(batch)",
                              "--steps", "\(steps)", "--threads", "\(threads)", "--checkpointing", checkpointing ? "on" : "off",
                              "--backend", backend.rawValue]
-        return try runJSON(process, what: "child")
+        return try runForJSON(process, what: "child")
     }
 
     private func runPeer(threads: Int, checkpointing: Bool) -> [String: Any]? {
@@ -185,26 +185,11 @@ struct TrainBench: ParsableCommand {
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = ["scripts/reference/train_peer.py", peerModel, "--gradient-checkpointing", checkpointing ? "on" : "off",
                              "--threads", "\(threads)", "--seq", "\(seq)", "--batch", "\(batch)", "--steps", "\(steps)"]
-        do { return try runJSON(process, what: "peer") } catch {
+        do { return try runForJSON(process, what: "peer") } catch {
             print("peer (checkpointing \(checkpointing ? "on" : "off")): \(error) "
                 + "(set up .venv-torch with scripts/reference/setup_torch_venv.sh, or pass --python / --no-peer)")
             return nil
         }
-    }
-
-    /// Runs `process` and parses the last line of its stdout as a JSON object; stderr is dropped.
-    private func runJSON(_ process: Process, what: String) throws -> [String: Any] {
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0, let line = output.split(separator: 0x0A).last,
-              let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
-            throw BenchFailure("\(what) failed (exit \(process.terminationStatus)): \(String(decoding: output, as: UTF8.self))")
-        }
-        return object
     }
 
     private func loadAverage() -> String {
@@ -296,7 +281,3 @@ struct TrainBench: ParsableCommand {
     }
 }
 
-struct BenchFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
