@@ -7,7 +7,7 @@ import Synchronization
 /// The fast CPU backend: GEMMs through OpenBLAS sgemm/sgemv (threaded by OpenBLAS), attention as two
 /// GEMMs per head, the other ops as vectorizable loops. OpenBLAS is loaded at the first call, with its kernels
 /// chosen from cpuid (`GEMMKernel` describes them; `GEMMKernel.configure` changes the choice).
-public struct CPUBackend: Backend {
+public struct CPUBackend: HostBackend {
     public let threads: Int
 
     /// OpenBLAS's thread count is one process-wide setting: the first backend created sets it, later ones

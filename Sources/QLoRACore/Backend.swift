@@ -1,175 +1,111 @@
-import Foundation
-
-/// The compute operations a LLaMA forward pass needs, over contiguous row-major Float32 buffers.
+/// A compute backend: it owns its memory (tensors it allocates, uploads and downloads) and runs every op of a
+/// training step and a decode step on that memory, so the model (Sources/QLoRAModel) never touches an element.
 ///
-/// Shapes use the legend: T tokens (rows), H model width, D head dim, nH query heads, nKV key/value
-/// heads, S cached positions. Every op has a scalar version in `ReferenceBackend` (the definition) and a
-/// fast one in `QLoRACPU.CPUBackend`; `BackendConformanceTests` checks them against each other.
+/// The ops' arithmetic is defined once, on host pointers, by `HostBackend` (HostBackend.swift, with the scalar
+/// reference in ReferenceBackend.swift); here each op takes `Tensor` handles made by this backend, with the same
+/// shapes (legend: T rows, H width, D head dim, nH/nKV heads, S cached positions) and the same rules for
+/// accumulation, aliasing and determinism. A host backend gets all of this protocol from `HostBackend`'s extension
+/// (HostBackend+Tensors.swift); a device backend implements it on its own memory.
+///
+/// Ops may run asynchronously: `download`, `sumOfSquares` and `crossEntropy` (which return values to the host)
+/// wait for the work before them; `synchronize` waits for everything.
 public protocol Backend: Sendable {
-    /// `c[m, n] = a[m, k] · b[n, k]ᵀ` (the linear layer `y = x Wᵀ` with `W` in HF `[out, in]` layout);
-    /// with `accumulate`, adds to `c` instead of overwriting it.
-    func matmulTransposed(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-                          m: Int, n: Int, k: Int, accumulate: Bool)
+    // MARK: Memory
 
-    /// `c[m, n] = a[m, k] · b[k, n]` (the input gradient of a linear layer, `dx = dy · W`); with
-    /// `accumulate`, adds to `c`.
-    func matmul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-                m: Int, n: Int, k: Int, accumulate: Bool)
+    /// Storage types this backend holds (an upload or allocation of another type is a programming error; the
+    /// pipeline refuses a spec that asks for one, see BackendCapabilities.swift).
+    var storageTypes: Set<TensorType> { get }
 
-    /// `c[m, n] = a[k, m]ᵀ · b[k, n]` (the weight gradient of a linear layer, `dW = dyᵀ · x`); with
-    /// `accumulate`, adds to `c`.
-    func matmulTransposedA(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-                           m: Int, n: Int, k: Int, accumulate: Bool)
+    /// A zero-filled tensor.
+    func allocate(_ shape: [Int], _ type: TensorType) -> Tensor
 
-    /// `y[m, n] = x[m, k] · dequant(w)ᵀ` for a 4-bit weight `w` of shape `[n, k]` (a frozen QLoRA base linear);
-    /// with `accumulate`, adds to `y`. The whole dequantized matrix is never materialized by fast backends.
-    func linear(_ x: UnsafePointer<Float>, _ w: FourBitTensor, _ y: UnsafeMutablePointer<Float>, rows m: Int, accumulate: Bool)
+    /// A writable f32 tensor holding `values`.
+    func upload(_ values: [Float], shape: [Int]) -> Tensor
 
-    /// `ys[i][m, n_i] = x[m, k] · dequant(ws[i])ᵀ` for several 4-bit weights that share one input (q/k/v, gate/up),
-    /// overwriting each `ys[i]`: the values of one `linear` per weight, which a backend may run together (a decode
-    /// step's small products in one thread dispatch).
-    func linear(_ x: UnsafePointer<Float>, _ ws: [FourBitTensor], _ ys: [UnsafeMutablePointer<Float>], rows m: Int)
+    /// A read-only f32 tensor holding `values` (a frozen weight): a host backend keeps the array itself, no copy.
+    func upload(frozen values: [Float], shape: [Int]) -> Tensor
 
-    /// A frozen dense matrix `w[rows, cols]` taken into the backend's own form for one-row products (a decode step's
-    /// LM head), or nil when the backend has no better form than the matrix itself. `matrixVector` through it gives
-    /// the values of `matmulTransposed` up to summation order.
-    func makeResident(_ w: UnsafeBufferPointer<Float>, rows: Int, cols: Int) -> (any ResidentMatrix)?
+    /// An i32 tensor holding `values` (ids, targets, document ids).
+    func upload(_ values: [Int32], shape: [Int]) -> Tensor
+
+    /// A frozen 4-bit weight (`[out, in]`, type `.fourBit`), kept whole in the backend's form.
+    func upload(_ weight: FourBitTensor) -> Tensor
+
+    /// Writes host values into an existing f32 tensor (`values.count == t.count`).
+    func write(_ values: UnsafeBufferPointer<Float>, into t: Tensor)
+
+    /// The tensor's values as f32 (waits for pending work).
+    func download(_ t: Tensor) -> [Float]
+
+    /// Reads an f32 tensor into host memory (`into.count == t.count`; waits for pending work).
+    func read(_ t: Tensor, into: UnsafeMutableBufferPointer<Float>)
+
+    /// `dst = src` (same element count, both f32).
+    func copy(_ src: Tensor, to dst: Tensor)
+
+    /// `t = 0`.
+    func zero(_ t: Tensor)
+
+    /// Waits until every op issued so far has finished.
+    func synchronize()
+
+    // MARK: Products
+
+    /// `c[m, n] = a[m, k] · b[n, k]ᵀ` (with `accumulate`, adds to `c`); `b` f32.
+    func matmulTransposed(_ a: Tensor, _ b: Tensor, _ c: Tensor, m: Int, n: Int, k: Int, accumulate: Bool)
+    /// `c[m, n] = a[m, k] · b[k, n]`.
+    func matmul(_ a: Tensor, _ b: Tensor, _ c: Tensor, m: Int, n: Int, k: Int, accumulate: Bool)
+    /// `c[m, n] = a[k, m]ᵀ · b[k, n]`.
+    func matmulTransposedA(_ a: Tensor, _ b: Tensor, _ c: Tensor, m: Int, n: Int, k: Int, accumulate: Bool)
+
+    /// A frozen linear layer `y[rows, out] = x[rows, in] · Wᵀ` for `w` `[out, in]` f32 or 4-bit (never dequantized
+    /// whole); with `accumulate`, adds to `y`.
+    func linear(_ x: Tensor, _ w: Tensor, _ y: Tensor, rows: Int, accumulate: Bool)
+
+    /// `ys[i] = x · ws[i]ᵀ` for several frozen weights sharing one input (q/k/v, gate/up), overwriting each `ys[i]`:
+    /// the values of one `linear` each, which a backend may run together (a decode step's GEMVs in one dispatch).
+    func linear(_ x: Tensor, _ ws: [Tensor], _ ys: [Tensor], rows: Int)
+
+    /// `dx[rows, in] = dy[rows, out] · W` through a frozen weight (f32 or 4-bit); with `accumulate`, adds to `dx`.
+    func linearBackwardInput(_ dy: Tensor, _ w: Tensor, _ dx: Tensor, rows: Int, accumulate: Bool)
+
+    /// A frozen f32 matrix `[rows, cols]` in the backend's own form for one-row products (the decode step's LM
+    /// head), or nil when it has none better than the matrix.
+    func makeResident(_ w: Tensor) -> (any ResidentMatrix)?
 
     /// `y[rows] = w · x[cols]` for a matrix this backend made resident.
-    func matrixVector(_ w: any ResidentMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>)
+    func matrixVector(_ w: any ResidentMatrix, _ x: Tensor, _ y: Tensor)
 
-    /// `dx[m, k] = dy[m, n] · dequant(w)` for a 4-bit weight `w` of shape `[n, k]` (the input gradient through a
-    /// frozen base linear); with `accumulate`, adds to `dx`.
-    func linearBackwardInput(_ dy: UnsafePointer<Float>, _ w: FourBitTensor, _ dx: UnsafeMutablePointer<Float>, rows m: Int,
-                             accumulate: Bool)
+    // MARK: Forward ops (HostBackend.swift has each one's definition)
 
-    /// Per row of width `dim`: `out = weight ⊙ x / sqrt(mean(x²) + eps)` (LLaMA RMSNorm, fp32).
-    func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                 rows: Int, dim: Int, eps: Float)
+    func rmsNorm(_ x: Tensor, weight: Tensor, _ out: Tensor, rows: Int, dim: Int, eps: Float)
+    func rope(_ x: Tensor, rows: Int, heads: Int, headDim: Int, cos: Tensor, sin: Tensor)
+    /// Attention of `rows` new queries at positions `start ..< start+rows` over cached keys/values `[S, nKV·D]`.
+    func attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, rows: Int, start: Int, heads: Int, kvHeads: Int, headDim: Int,
+                   scale: Float)
+    func swiglu(gate: Tensor, up: Tensor, _ out: Tensor, count: Int)
+    func add(_ x: Tensor, _ y: Tensor, count: Int)
 
-    /// Rotary embedding in place on `x[T, heads·D]`, HF rotate-half convention: for each head and i < D/2,
-    /// `(x_i, x_{i+D/2})` rotates by the angle whose cos/sin are `cos[t·D/2 + i]`, `sin[t·D/2 + i]`.
-    func rope(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, headDim: Int,
-              cos: UnsafePointer<Float>, sin: UnsafePointer<Float>)
+    // MARK: Training ops
 
-    /// Causal grouped-query attention for `T` new queries at positions `start ..< start+T` over a cache of
-    /// `start+T` keys/values: `out[t, h·D..] = softmax(q·kᵀ·scale + causal mask) · v`, query head `h`
-    /// reading kv head `h / (nH/nKV)`. `q[T, nH·D]`, `k`/`v` `[S, nKV·D]` with S ≥ start+T, `out[T, nH·D]`.
-    func attention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-                   rows: Int, start: Int, heads: Int, kvHeads: Int, headDim: Int, scale: Float)
+    func rmsNormBackward(_ dy: Tensor, x: Tensor, weight: Tensor, dx: Tensor, dWeight: Tensor?, rows: Int, dim: Int, eps: Float,
+                         accumulate: Bool)
+    func ropeBackward(_ dx: Tensor, rows: Int, heads: Int, headDim: Int, cos: Tensor, sin: Tensor)
+    func attentionTraining(q: Tensor, k: Tensor, v: Tensor, out: Tensor, logsumexp: Tensor?, documents: Tensor?, rows: Int,
+                           heads: Int, kvHeads: Int, headDim: Int, scale: Float)
+    func attentionBackward(dOut: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, logsumexp: Tensor, dq: Tensor, dk: Tensor,
+                           dv: Tensor, documents: Tensor?, rows: Int, heads: Int, kvHeads: Int, headDim: Int, scale: Float)
+    func swigluBackward(_ dOut: Tensor, gate: Tensor, up: Tensor, dGate: Tensor, dUp: Tensor, count: Int)
+    /// Summed loss (Double, row order) and counted rows; `targets` i32 `[rows]`.
+    func crossEntropy(logits: Tensor, targets: Tensor, dLogits: Tensor?, rows: Int, vocab: Int, gradScale: Float) -> (sum: Double, count: Int)
 
-    /// SwiGLU: `out[i] = silu(gate[i]) · up[i]`, `silu(z) = z·σ(z)`.
-    func swiglu(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int)
+    // MARK: The small ops (ElementwiseOps.swift)
 
-    /// `x[i] += y[i]` (residual connections).
-    func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int)
-
-    // MARK: Training: forward variants that save what backward needs, and the backward of every op.
-    //
-    // Gradients are `d`-prefixed and have the shape of what they differentiate. Determinism: every
-    // reduction (over rows for weight gradients, over query heads for GQA key/value gradients, over
-    // rows for the loss) runs in a fixed order that depends on neither thread timing nor thread count,
-    // so a backend gives bit-identical results run after run (exact resume relies on it).
-
-    /// Backward of `rmsNorm` for rows of width `dim`, with `n = x·rstd`, `rstd = 1/sqrt(mean(x²) + eps)`
-    /// recomputed from `x[rows, dim]`: `dx = rstd · (dn − n · mean(dn ⊙ n))` with `dn = dy ⊙ weight`, written
-    /// to `dx[rows, dim]` (added to it with `accumulate`, as a residual stream wants). When `dWeight[dim]`
-    /// is given, `Σ_rows dy ⊙ n` is ADDED to it (frozen norms pass nil).
-    func rmsNormBackward(_ dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                         dx: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
-                         rows: Int, dim: Int, eps: Float, accumulate: Bool)
-
-    /// Backward of `rope` in place on the gradient `dx[T, heads·D]`: the inverse rotation (the forward
-    /// with `sin → −sin`), since each `(i, i+D/2)` pair turns by an orthogonal 2×2 rotation.
-    func ropeBackward(_ dx: UnsafeMutablePointer<Float>, rows: Int, heads: Int, headDim: Int,
-                      cos: UnsafePointer<Float>, sin: UnsafePointer<Float>)
-
-    /// Causal self-attention over `T` tokens for training, optionally restricted to packed documents:
-    /// `out[t, h·D..] = softmax_s(scale · q[t,h]·k[s,kvh] over visible s) · v[s,kvh]`, `kvh = h / (nH/nKV)`.
-    /// Token `t` sees `s ≤ t` of its own document; `documents[T]`, when given, holds per-token ids and a
-    /// document is a maximal run of equal consecutive ids (a packer writes documents contiguously, so ids
-    /// need only differ between neighbours); nil means one document. `q[T, nH·D]`, `k`/`v` `[T, nKV·D]`,
-    /// `out[T, nH·D]`. When `logsumexp[T, nH]` is given it receives `max + log(Σ exp(S − max))` of every
-    /// score row, which is all `attentionBackward` needs to recompute `P` without storing `T×T` per head.
-    func attentionTraining(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                           out: UnsafeMutablePointer<Float>, logsumexp: UnsafeMutablePointer<Float>?,
-                           documents: UnsafePointer<Int32>?, rows: Int, heads: Int, kvHeads: Int, headDim: Int, scale: Float)
-
-    /// Backward of `attentionTraining` (same shapes, mask and `logsumexp`; `out` is its output). Per head:
-    /// `P = exp(scale·q·kᵀ − lse)` on visible entries, `dV = Pᵀ·dO`, `dP = dO·Vᵀ`,
-    /// `dS = P ⊙ (dP − Δ)` with `Δ[t] = dO[t]·O[t]`, `dQ = scale · dS·K`, `dK = scale · dSᵀ·Q`.
-    /// `dq[T, nH·D]`, `dk`/`dv` `[T, nKV·D]` are overwritten; a kv head's gradient is the sum over the query
-    /// heads that share it, added in increasing head order.
-    func attentionBackward(dOut: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
-                           v: UnsafePointer<Float>, out: UnsafePointer<Float>, logsumexp: UnsafePointer<Float>,
-                           dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
-                           documents: UnsafePointer<Int32>?, rows: Int, heads: Int, kvHeads: Int, headDim: Int, scale: Float)
-
-    /// Backward of `swiglu`: `dGate = dOut ⊙ up ⊙ silu'(gate)`, `dUp = dOut ⊙ silu(gate)`, with
-    /// `silu'(z) = σ(z)·(1 + z·(1 − σ(z)))`. Elementwise; `dGate` or `dUp` may alias `dOut`.
-    func swigluBackward(_ dOut: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
-                        dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, count: Int)
-
-    /// Fused softmax cross-entropy over `logits[rows, vocab]` with `targets[rows]` (`CrossEntropy.ignoreIndex` = -100: ignored):
-    /// returns the sum of `logsumexp(z_t) − z_t[y_t]` over counted rows (in Double, added in row order) and
-    /// the number of counted rows, so callers can take exact means over several micro-batches. When
-    /// `dLogits[rows, vocab]` is given it receives `(softmax(z_t) − onehot(y_t)) · gradScale` for counted
-    /// rows and 0 for ignored ones (pass `gradScale = 1/N` for a mean over N counted targets);
-    /// `dLogits` may alias `logits`. Max-subtracted, so stable for any finite logits.
-    func crossEntropy(logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, dLogits: UnsafeMutablePointer<Float>?,
-                      rows: Int, vocab: Int, gradScale: Float) -> (sum: Double, count: Int)
-
-    // MARK: The small ops around the big ones (ElementwiseOps.swift: definitions and references side by side).
-    //
-    // Every touch of element memory in a training or decode step is a backend op, so a device backend never
-    // has to bring activations or parameters back to the host between ops.
-
-    /// Embedding lookup: `out[r, :] = table[ids[r], :]` for `rows` ids, rows of width `dim`. Ids are checked
-    /// by the caller against the table's row count.
-    func embedding(_ table: UnsafePointer<Float>, ids: UnsafePointer<Int32>, _ out: UnsafeMutablePointer<Float>, rows: Int, dim: Int)
-
-    /// Backward of `embedding`: `dTable[ids[r], :] += dOut[r, :]`, rows added in increasing `r` (a repeated id
-    /// sums its rows in that fixed order).
-    func embeddingBackward(_ dOut: UnsafePointer<Float>, ids: UnsafePointer<Int32>, dTable: UnsafeMutablePointer<Float>,
-                           rows: Int, dim: Int)
-
-    /// `x[r, :] += bias` for each of `rows` rows of width `width` (Qwen2's q/k/v biases).
-    func addBias(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, width: Int)
-
-    /// `x[i] *= s` (LoRA's `alpha/r` scaling, gradient clipping).
-    func scale(_ x: UnsafeMutablePointer<Float>, by s: Float, count: Int)
-
-    /// Inverted dropout with a counter-based mask (`DropoutMask`): `dst[i] = src[i] · mask.scale` where element `i`
-    /// is kept, else 0. `dst` may equal `src`. Every backend produces the same bits.
-    func dropout(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count: Int, mask: DropoutMask)
-
-    /// One AdamW update of a tensor of `count` elements: parameters `p`, gradient `g`, moments `m` and `v`, with the
-    /// step's scalar factors (`AdamWStep.apply` is the per-element definition every backend uses).
-    func adamW(_ p: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
-               v: UnsafeMutablePointer<Float>, count: Int, step: AdamWStep)
-
-    /// `Σ x[i]²` accumulated in Double in index order (the exact same sum on every backend: a global gradient
-    /// norm must not depend on the backend's thread split).
-    func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double
-}
-
-/// Conventions shared by the loss and its callers.
-public enum CrossEntropy {
-    /// The label value that `Backend.crossEntropy` skips (PyTorch's `ignore_index` default).
-    public static let ignoreIndex: Int32 = -100
-}
-
-/// Packed-document masks: the first row of the document that each row belongs to, where a document is a
-/// maximal run of equal consecutive ids (`[0, 0, 1, 1, 1, 0]` → `[0, 0, 2, 2, 2, 5]`); all zeros for nil.
-public func documentStarts(_ documents: UnsafePointer<Int32>?, rows: Int) -> [Int] {
-    var starts = [Int](repeating: 0, count: rows)
-    guard let documents, rows > 1 else { return starts }
-    for t in 1..<rows { starts[t] = documents[t] == documents[t - 1] ? starts[t - 1] : t }
-    return starts
-}
-
-/// A matrix in a backend's own storage (see `Backend.makeResident`); only the backend that made it reads it.
-public protocol ResidentMatrix: AnyObject, Sendable {
-    var rows: Int { get }
-    var cols: Int { get }
+    func embedding(_ table: Tensor, ids: Tensor, _ out: Tensor, rows: Int, dim: Int)
+    func embeddingBackward(_ dOut: Tensor, ids: Tensor, dTable: Tensor, rows: Int, dim: Int)
+    func addBias(_ x: Tensor, _ bias: Tensor, rows: Int, width: Int)
+    func scale(_ x: Tensor, by s: Float, count: Int)
+    func dropout(_ src: Tensor, _ dst: Tensor, count: Int, mask: DropoutMask)
+    func adamW(_ p: Tensor, gradient g: Tensor, m: Tensor, v: Tensor, count: Int, step: AdamWStep)
+    func sumOfSquares(_ x: Tensor, count: Int) -> Double
 }

@@ -7,7 +7,7 @@ import Foundation
 /// hours, neither of which changes what is computed: independent outputs (rows of a product, attention heads)
 /// are spread over `threads`, each computed whole by one thread, so results never depend on the split; and a
 /// dot product accumulates in 8 lanes (`dot`), so it vectorizes while its rounding stays fixed.
-public struct ReferenceBackend: Backend {
+public struct ReferenceBackend: HostBackend {
     public let threads: Int
 
     public init(threads: Int = 1) { self.threads = max(1, threads) }

@@ -41,17 +41,14 @@ public struct ScoringBatch: Sendable {
 }
 
 extension LlamaModel {
-    /// Rows per pass through the final norm and lm_head (`headRows × V` logits at a time).
-    static let headRows = 256
-
     /// `log p(targets[t] | prefix)` for every scored row of every run (nil where the run has no target),
     /// from one forward over all rows of `batch`. Only scored rows go through the lm_head.
     public func logProbabilities(_ batch: ScoringBatch) -> [[Double?]] {
         let c = config, b = backend, h = c.hiddenSize
-        let kvWidth = c.kvHeads * c.headDim, qWidth = c.heads * c.headDim
+        let kvWidth = c.kvHeads * c.headDim
         let runs = batch.runs
         var firstRow: [Int] = [], startPosition: [Int] = [], chains: [[Int]] = []
-        var tokens: [Int] = [], positions: [Int] = []
+        var tokens: [Int32] = [], positions: [Int32] = []
         for (i, run) in runs.enumerated() {
             firstRow.append(tokens.count)
             var chain: [Int] = []
@@ -65,36 +62,38 @@ extension LlamaModel {
             startPosition.append(offset)
             precondition(offset + run.tokens.count <= c.maxPositions,
                          "run \(i) reaches position \(offset + run.tokens.count), past the model's \(c.maxPositions)")
-            tokens += run.tokens
-            positions += (0..<run.tokens.count).map { offset + $0 }
+            tokens += run.tokens.map { Int32($0) }
+            positions += (0..<run.tokens.count).map { Int32(offset + $0) }
         }
         let rows = tokens.count
         guard rows > 0 else { return runs.map { $0.targets.map { _ in nil } } }
 
-        var x = embed(tokens)
+        var x = embed(tokens).x
+        let rope = ropeTables(positions)
         let longest = runs.indices.map { startPosition[$0] + runs[$0].tokens.count }.max() ?? 0
-        var kScratch = [Float](repeating: 0, count: longest * kvWidth), vScratch = kScratch
-        blocks(&x, rows: rows, rope: ropeTables(positions)) { _, ws in
-            withPointers(&ws.attn, ws.q, ws.k, ws.v, &kScratch, &vScratch) { out, q, k, v, ks, vs in
+        let kScratch = b.allocate([longest, kvWidth], .f32), vScratch = b.allocate([longest, kvWidth], .f32)
+        for l in 0..<c.layers {
+            x = forwardBlock(l, x, rows: rows, rope: rope, dropoutSeed: nil) { _, q, k, v, out in
                 for (i, run) in runs.enumerated() where !run.tokens.isEmpty {
-                    let r0 = firstRow[i], n = run.tokens.count
-                    var keys = k + r0 * kvWidth, values = v + r0 * kvWidth
+                    let own = firstRow[i]..<(firstRow[i] + run.tokens.count)
+                    var keys = k.rows(own), values = v.rows(own)
                     if !chains[i].isEmpty {
                         // Keys/values of the parent chain, then the run's own, laid out as a cache.
                         var filled = 0
                         for j in chains[i] + [i] {
-                            let count = runs[j].tokens.count * kvWidth, from = firstRow[j] * kvWidth
-                            (ks + filled).update(from: k + from, count: count)
-                            (vs + filled).update(from: v + from, count: count)
-                            filled += count
+                            let n = runs[j].tokens.count, from = firstRow[j]..<(firstRow[j] + n)
+                            b.copy(k.rows(from), to: kScratch.rows(filled..<(filled + n)))
+                            b.copy(v.rows(from), to: vScratch.rows(filled..<(filled + n)))
+                            filled += n
                         }
-                        keys = UnsafePointer(ks)
-                        values = UnsafePointer(vs)
+                        keys = kScratch.rows(0..<filled)
+                        values = vScratch.rows(0..<filled)
                     }
-                    b.attention(q: q + r0 * qWidth, k: keys, v: values, out: out + r0 * qWidth, rows: n, start: startPosition[i],
+                    b.attention(q: q.rows(own), k: keys, v: values, out: out.rows(own), rows: run.tokens.count, start: startPosition[i],
                                 heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, scale: attentionScale)
                 }
-            }
+                return nil
+            }.output
         }
 
         // The head, over scored rows only.
@@ -107,50 +106,23 @@ extension LlamaModel {
             }
         }
         var out: [[Double?]] = runs.map { $0.targets.map { _ in nil } }
-        let chunk = Self.headRows
-        var gathered = [Float](repeating: 0, count: min(chunk, max(1, scored.count)) * h)
-        var normed = gathered
-        var logits = [Float](repeating: 0, count: min(chunk, max(1, scored.count)) * c.vocabSize)
-        let head = weights.lmHead ?? weights.embedding
+        let chunk = Self.headRows, width = min(chunk, max(1, scored.count))
+        let gathered = b.allocate([width, h], .f32), normed = b.allocate([width, h], .f32)
+        let logits = b.allocate([width, c.vocabSize], .f32)
         for s0 in stride(from: 0, to: scored.count, by: chunk) {
-            let part = scored[s0..<min(scored.count, s0 + chunk)]
-            x.withUnsafeBufferPointer { xb in
-                gathered.withUnsafeMutableBufferPointer { g in
-                    for (k, s) in part.enumerated() {
-                        (g.baseAddress! + k * h).update(from: xb.baseAddress! + s.row * h, count: h)
-                    }
-                }
-            }
-            b.rmsNorm(gathered, weight: weights.finalNorm, &normed, rows: part.count, dim: h, eps: c.rmsNormEps)
-            b.matmulTransposed(normed, head, &logits, m: part.count, n: c.vocabSize, k: h, accumulate: false)
+            let part = Array(scored[s0..<min(scored.count, s0 + chunk)])
+            for (k, s) in part.enumerated() { b.copy(x.rows(s.row..<(s.row + 1)), to: gathered.rows(k..<(k + 1))) }
+            b.rmsNorm(gathered.rows(0..<part.count), weight: finalNorm, normed.rows(0..<part.count), rows: part.count, dim: h,
+                      eps: c.rmsNormEps)
+            b.matmulTransposed(normed.rows(0..<part.count), head, logits.rows(0..<part.count), m: part.count, n: c.vocabSize, k: h,
+                               accumulate: false)
+            let targets = b.upload(part.map { Int32($0.target) }, shape: [part.count])
             for (k, s) in part.enumerated() {
-                var target = Int32(s.target)
-                let loss = logits.withUnsafeBufferPointer { z in
-                    b.crossEntropy(logits: z.baseAddress! + k * c.vocabSize, targets: &target, dLogits: nil, rows: 1,
-                                   vocab: c.vocabSize, gradScale: 0)
-                }
+                let loss = b.crossEntropy(logits: logits.rows(k..<(k + 1)), targets: targets.rows(k..<(k + 1)), dLogits: nil, rows: 1,
+                                          vocab: c.vocabSize, gradScale: 0)
                 out[s.run][s.t] = -loss.sum
             }
         }
         return out
-    }
-}
-
-/// Base pointers of one output and three input buffers, plus two scratch buffers, for a pointer-level loop.
-private func withPointers(_ out: inout [Float], _ a: [Float], _ b: [Float], _ c: [Float], _ s1: inout [Float], _ s2: inout [Float],
-                          _ body: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
-                                   UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
-    out.withUnsafeMutableBufferPointer { o in
-        a.withUnsafeBufferPointer { pa in
-            b.withUnsafeBufferPointer { pb in
-                c.withUnsafeBufferPointer { pc in
-                    s1.withUnsafeMutableBufferPointer { p1 in
-                        s2.withUnsafeMutableBufferPointer { p2 in
-                            body(o.baseAddress!, pa.baseAddress!, pb.baseAddress!, pc.baseAddress!, p1.baseAddress!, p2.baseAddress!)
-                        }
-                    }
-                }
-            }
-        }
     }
 }

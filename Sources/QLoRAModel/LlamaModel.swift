@@ -1,81 +1,45 @@
 import Foundation
 import QLoRACore
 
-/// Keys and values of every layer for the positions seen so far (generation reuses them).
+/// The LLaMA model (spec in docs/ARCHITECTURE.md): embedding, per layer RMSNorm → GQA attention with RoPE →
+/// residual → RMSNorm → SwiGLU MLP → residual, final norm, lm_head. One model for everything: generation (KV
+/// cache held by the backend, `forward`), scoring (`logProbabilities`), evaluation and training (`loss`,
+/// `lossAndGradients`, recording what backward needs, with gradient checkpointing). Its weights live on the
+/// backend (uploaded once at init; a host backend keeps the arrays without copying) and every op is the backend's.
 ///
-/// One allocation for all keys and one for all values, fixed at creation: layer `l`'s keys are the
-/// `[capacity, kvHeads·headDim]` rows at `l · capacity · kvHeads·headDim`, so appending a token writes its rows in
-/// place and attention reads the cache where it lies. A value type: a copy shares the storage until either
-/// side appends (copy on write, of the filled positions only).
-public struct KVCache: Sendable {
-    public private(set) var length = 0
-    let capacity: Int
-    /// Floats per position (`kvHeads · headDim`).
-    let width: Int
-    private var storage: Storage
-
-    final class Storage: @unchecked Sendable {
-        let keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>
-        let layers: Int, layerFloats: Int
-
-        init(layers: Int, layerFloats: Int) {
-            self.layers = layers
-            self.layerFloats = layerFloats
-            // Never read before written: attention only sees positions < length.
-            keys = .allocate(capacity: max(1, layers * layerFloats))
-            values = .allocate(capacity: max(1, layers * layerFloats))
-        }
-
-        /// A copy holding the first `used` floats of every layer.
-        func copy(used: Int) -> Storage {
-            let c = Storage(layers: layers, layerFloats: layerFloats)
-            for l in 0..<layers {
-                (c.keys + l * layerFloats).update(from: keys + l * layerFloats, count: used)
-                (c.values + l * layerFloats).update(from: values + l * layerFloats, count: used)
-            }
-            return c
-        }
-
-        deinit {
-            keys.deallocate()
-            values.deallocate()
-        }
-    }
-
-    public init(config: LlamaConfig, capacity: Int) {
-        self.capacity = capacity
-        width = config.kvHeads * config.headDim
-        storage = Storage(layers: config.layers, layerFloats: capacity * width)
-    }
-
-    /// Layer `l`'s key and value rows `[capacity, width]`. Call `makeUnique` before writing through them.
-    func layer(_ l: Int) -> (keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>) {
-        (storage.keys + l * storage.layerFloats, storage.values + l * storage.layerFloats)
-    }
-
-    /// Gives this cache its own storage if a copy shares it.
-    mutating func makeUnique() {
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy(used: length * width) }
-    }
-
-    mutating func advance(by n: Int) { length += n }
-}
-
-/// The LLaMA forward pass (spec llama-architecture §2): embedding, per layer RMSNorm → GQA attention with
-/// RoPE → residual → RMSNorm → SwiGLU MLP → residual, final norm, lm_head. fp32 compute; the ops come
-/// from a `Backend`.
-///
-/// With an `adapter`, every adapted projection adds its low-rank delta to the frozen weight's output
-/// (`y = x·Wᵀ + s·(x·Aᵀ)·Bᵀ`); the weights themselves are never changed, so a plain and an adapted model
-/// can share one set of weights (`withAdapter`).
+/// With an adapter, every adapted projection is a `Linear` with a LoRA pair (`y = x·Wᵀ + s·(x·Aᵀ)·Bᵀ`); the frozen
+/// weights are never changed, so a plain and an adapted model share one set of them (`withAdapter`, `base`).
 public final class LlamaModel: @unchecked Sendable {
     public let config: LlamaConfig
-    public let weights: LlamaWeights
     public let backend: any Backend
-    /// LoRA deltas applied on top of `weights` (nil: the base model).
-    public let adapter: PEFTAdapter?
-    private let inverseFrequencies: [Float]
-    /// The head's exact block-int8 copy for decode steps, built on first use (shared with adapted views).
+    /// The frozen weights as loaded, in host memory (exports, `quantized` copies, benches); the model computes on
+    /// its backend tensors.
+    public let weights: LlamaWeights
+    /// The LoRA pairs on the backend: the trainable parameters (nil: the base model).
+    public let parameters: AdapterTensors?
+    /// The adapter's hyperparameters (nil: the base model).
+    public let lora: LoRAConfig?
+    /// Where the adapter came from (for errors), when it was read from files.
+    public let adapterSource: String?
+    /// Keep only each block's input during a training forward and recompute the block in backward (QLoRA's
+    /// default): activation memory O(layers·R·H) instead of O(layers·R·(H+F+attention)).
+    public var gradientCheckpointing = true
+    /// When set, every op's wall time is added to its part (see `StepProfile`).
+    public var profile: StepProfile?
+
+    /// One decoder block's frozen tensors and its seven projections (in `Projection.allCases` order).
+    struct Block: Sendable {
+        var attnNorm: Tensor, ffnNorm: Tensor
+        var bq: Tensor?, bk: Tensor?, bv: Tensor?
+        var linears: [Linear]
+    }
+
+    let blocks: [Block]
+    let embeddingTable: Tensor
+    let head: Tensor
+    let finalNorm: Tensor
+    let inverseFrequencies: [Float]
+    /// The head's resident form for decode steps, built on first use (shared with adapted views).
     private let decodeHead: DecodeHead
 
     /// A value computed once on first use, under a lock (models are shared between threads).
@@ -95,29 +59,69 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
+    /// Uploads `weights` to `backend`.
     public init(config: LlamaConfig, weights: LlamaWeights, backend: any Backend) {
         self.config = config
         self.weights = weights
         self.backend = backend
-        self.adapter = nil
+        parameters = nil
+        lora = nil
+        adapterSource = nil
+        let h = config.hiddenSize, v = config.vocabSize
+        func frozen(_ values: [Float], _ shape: [Int]) -> Tensor { backend.upload(frozen: values, shape: shape) }
+        func upload(_ w: LinearWeight, _ p: Projection) -> Tensor {
+            switch w {
+            case .dense(let values):
+                let s = p.shape(config)
+                return frozen(values, [s.out, s.in])
+            case .fourBit(let t): return backend.upload(t)
+            }
+        }
+        embeddingTable = frozen(weights.embedding, [v, h])
+        head = weights.lmHead.map { frozen($0, [v, h]) } ?? embeddingTable
+        finalNorm = frozen(weights.finalNorm, [h])
+        blocks = weights.layers.map { l in
+            Block(attnNorm: frozen(l.attnNorm, [h]), ffnNorm: frozen(l.ffnNorm, [h]),
+                  bq: l.bq.map { frozen($0, [$0.count]) }, bk: l.bk.map { frozen($0, [$0.count]) }, bv: l.bv.map { frozen($0, [$0.count]) },
+                  linears: Projection.allCases.map { Linear(base: upload(l.weight($0), $0)) })
+        }
         inverseFrequencies = config.inverseFrequencies.map { Float($0) }
         decodeHead = DecodeHead()
     }
 
-    private init(_ base: LlamaModel, adapter: PEFTAdapter?) {
+    private init(_ base: LlamaModel, parameters: AdapterTensors?, lora: LoRAConfig?, source: String?) {
         config = base.config
         weights = base.weights
         backend = base.backend
-        self.adapter = adapter
+        self.parameters = parameters
+        self.lora = lora
+        adapterSource = source
+        gradientCheckpointing = base.gradientCheckpointing
+        embeddingTable = base.embeddingTable
+        head = base.head
+        finalNorm = base.finalNorm
         inverseFrequencies = base.inverseFrequencies
         decodeHead = base.decodeHead
+        blocks = base.blocks.enumerated().map { l, block in
+            var b = block
+            for p in Projection.allCases {
+                b.linears[p.index].lora = parameters.flatMap { $0.layers[l][p] }.map { ($0, lora!.scaling) }
+            }
+            return b
+        }
     }
 
-    /// This model's weights with `adapter` applied (nil: the base model again). The weights are shared, not
-    /// copied. Throws when the adapter's layers or shapes do not fit the model.
+    /// This model with `adapter` applied (nil: the base model again): its pairs uploaded to the backend, the frozen
+    /// weights shared. Throws when the adapter's layers or shapes do not fit the model.
     public func withAdapter(_ adapter: PEFTAdapter?) throws -> LlamaModel {
-        if let adapter { try adapter.weights.validate(for: config, source: adapter.source) }
-        return LlamaModel(self, adapter: adapter)
+        guard let adapter else { return base }
+        try adapter.weights.validate(for: config, source: adapter.source)
+        return LlamaModel(self, parameters: AdapterTensors(adapter.weights, backend: backend), lora: adapter.lora, source: adapter.source)
+    }
+
+    /// This model with LoRA pairs `weights` (training's initial adapters).
+    public func withAdapter(_ weights: LoRAWeights, lora: LoRAConfig) throws -> LlamaModel {
+        try withAdapter(PEFTAdapter(lora: lora, weights: weights))
     }
 
     /// This model with the PEFT adapter in `directory` (`adapter_config.json` + `adapter_model.safetensors`,
@@ -127,149 +131,91 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// The model without its adapter.
-    public var base: LlamaModel { adapter == nil ? self : LlamaModel(self, adapter: nil) }
+    public var base: LlamaModel { parameters == nil ? self : LlamaModel(self, parameters: nil, lora: nil, source: nil) }
 
-    /// Per-forward buffers for `rows` rows, reused by every layer.
-    struct Workspace {
-        var xn: [Float], q: [Float], k: [Float], v: [Float], attn: [Float], gate: [Float], up: [Float]
+    /// The adapter's current values as a PEFT adapter in host memory (nil for the base model).
+    public var adapter: PEFTAdapter? {
+        guard let parameters, let lora else { return nil }
+        return PEFTAdapter(lora: lora, weights: parameters.download(), source: adapterSource ?? "<memory>")
+    }
 
-        init(_ c: LlamaConfig, rows t: Int) {
-            let qWidth = c.heads * c.headDim, kvWidth = c.kvHeads * c.headDim
-            xn = [Float](repeating: 0, count: t * c.hiddenSize)
-            q = [Float](repeating: 0, count: t * qWidth)
-            k = [Float](repeating: 0, count: t * kvWidth)
-            v = k
-            attn = q
-            gate = [Float](repeating: 0, count: t * c.intermediateSize)
-            up = gate
+    /// The adapter's pairs as host arrays; setting writes them to the backend (same shapes).
+    public var adapters: LoRAWeights {
+        get { parameters?.download() ?? LoRAWeights(layers: Array(repeating: [:], count: config.layers)) }
+        set {
+            guard let parameters else { preconditionFailure("the base model has no adapter to set") }
+            parameters.write(newValue)
         }
     }
 
-    /// `y (+)= x·Wᵀ` for the frozen weight of `p` in layer `l`, plus its low-rank delta when adapted.
-    func project(_ p: Projection, _ l: Int, _ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>,
-                 accumulate: Bool) {
-        let (out, inFeatures) = p.shape(config)
-        weights.layers[l].weight(p).forward(x, rows: rows, out: out, in: inFeatures, into: y, accumulate: accumulate,
-                                            backend: backend)
-        if let adapter, let pair = adapter.weights.layers[l][p] {
-            pair.apply(x, rows: rows, scale: adapter.lora.scaling, into: y, backend: backend)
-        }
+    /// The frozen projection `p` of layer `l` with its LoRA pair (if adapted).
+    public func linear(_ p: Projection, layer l: Int) -> Linear { blocks[l].linears[p.index] }
+
+    // MARK: Pieces every forward shares
+
+    /// Token embeddings `[rows, H]` (ids checked against the vocabulary) and the ids on the backend.
+    func embed(_ tokens: [Int32]) -> (x: Tensor, ids: Tensor) {
+        precondition(tokens.allSatisfy { $0 >= 0 && Int($0) < config.vocabSize }, "token id out of range")
+        let b = backend, h = config.hiddenSize
+        let ids = b.upload(tokens, shape: [tokens.count])
+        let x = b.allocate([tokens.count, h], .f32)
+        timed(profile, .embedding) { b.embedding(embeddingTable, ids: ids, x, rows: tokens.count, dim: h) }
+        return (x, ids)
     }
 
-    /// `project` for projections of one input `x` (q/k/v, gate/up), overwriting each `ys[i]`. When all of them are
-    /// 4-bit the backend gets them together (`Backend.linear` over several weights: a decode step's GEMVs in one
-    /// thread dispatch, the same values as `project`); otherwise one `project` after another.
-    func project(_ ps: [Projection], _ l: Int, _ x: UnsafePointer<Float>, rows: Int, into ys: [UnsafeMutablePointer<Float>]) {
-        let layer = weights.layers[l]
-        let tensors = ps.compactMap { p -> FourBitTensor? in
-            if case .fourBit(let t) = layer.weight(p) { return t } else { return nil }
-        }
-        guard tensors.count == ps.count else {
-            for (p, y) in zip(ps, ys) { project(p, l, x, rows: rows, into: y, accumulate: false) }
-            return
-        }
-        backend.linear(x, tensors, ys, rows: rows)
-        if let adapter {
-            for (p, y) in zip(ps, ys) {
-                adapter.weights.layers[l][p]?.apply(x, rows: rows, scale: adapter.lora.scaling, into: y, backend: backend)
-            }
-        }
-    }
-
-    /// Token embeddings `[rows, H]`.
-    func embed(_ tokens: [Int]) -> [Float] {
-        let h = config.hiddenSize
-        precondition(tokens.allSatisfy { $0 >= 0 && $0 < config.vocabSize }, "token id out of range")
-        var x = [Float](repeating: 0, count: tokens.count * h)
-        tokens.map { Int32($0) }.withUnsafeBufferPointer { ids in
-            backend.embedding(weights.embedding, ids: ids.baseAddress!, &x, rows: tokens.count, dim: h)
-        }
-        return x
-    }
-
-    /// RoPE tables `[rows, D/2]` for these positions: angle = position · inv_freq in fp32, as HF computes them.
-    func ropeTables(_ positions: [Int]) -> (cos: [Float], sin: [Float]) {
+    /// RoPE tables `[rows, D/2]` for these positions on the backend: angle = position · inv_freq in fp32, as HF
+    /// computes them.
+    func ropeTables(_ positions: [Int32]) -> RopeTables {
         let half = config.headDim / 2
         var cosT = [Float](repeating: 0, count: positions.count * half), sinT = cosT
-        for (p, position) in positions.enumerated() {
+        for (r, p) in positions.enumerated() {
             for i in 0..<half {
-                let angle = Float(position) * inverseFrequencies[i]
-                cosT[p * half + i] = Foundation.cos(angle)
-                sinT[p * half + i] = Foundation.sin(angle)
+                let angle = Float(p) * inverseFrequencies[i]
+                cosT[r * half + i] = Foundation.cos(angle)
+                sinT[r * half + i] = Foundation.sin(angle)
             }
         }
-        return (cosT, sinT)
+        return RopeTables(cos: backend.upload(cosT, shape: [positions.count, half]), sin: backend.upload(sinT, shape: [positions.count, half]))
     }
 
-    /// Every decoder block over `x[rows, H]` (in place). `attend(layer, workspace)` turns the workspace's
-    /// RoPE'd `q`, `k`, `v` into `attn`: it is the only part that differs between a KV-cached forward and a
-    /// batched scoring forward.
-    func blocks(_ x: inout [Float], rows t: Int, rope: (cos: [Float], sin: [Float]),
-                attend: (_ layer: Int, _ ws: inout Workspace) -> Void) {
-        let c = config, b = backend
-        let h = c.hiddenSize, dHead = c.headDim
-        let qWidth = c.heads * dHead, kvWidth = c.kvHeads * dHead, f = c.intermediateSize
-        var ws = Workspace(c, rows: t)
-        for (l, layer) in weights.layers.enumerated() {
-            b.rmsNorm(x, weight: layer.attnNorm, &ws.xn, rows: t, dim: h, eps: c.rmsNormEps)
-            ws.q.withUnsafeMutableBufferPointer { q in
-                ws.k.withUnsafeMutableBufferPointer { k in
-                    ws.v.withUnsafeMutableBufferPointer { v in
-                        project([.q, .k, .v], l, ws.xn, rows: t, into: [q.baseAddress!, k.baseAddress!, v.baseAddress!])
-                    }
-                }
-            }
-            if let bq = layer.bq, let bk = layer.bk, let bv = layer.bv {
-                b.addBias(&ws.q, bq, rows: t, width: qWidth)
-                b.addBias(&ws.k, bk, rows: t, width: kvWidth)
-                b.addBias(&ws.v, bv, rows: t, width: kvWidth)
-            }
-            b.rope(&ws.q, rows: t, heads: c.heads, headDim: dHead, cos: rope.cos, sin: rope.sin)
-            b.rope(&ws.k, rows: t, heads: c.kvHeads, headDim: dHead, cos: rope.cos, sin: rope.sin)
-            attend(l, &ws)
-            project(.o, l, ws.attn, rows: t, into: &x, accumulate: true)
-
-            b.rmsNorm(x, weight: layer.ffnNorm, &ws.xn, rows: t, dim: h, eps: c.rmsNormEps)
-            ws.gate.withUnsafeMutableBufferPointer { gate in
-                ws.up.withUnsafeMutableBufferPointer { up in
-                    project([.gate, .up], l, ws.xn, rows: t, into: [gate.baseAddress!, up.baseAddress!])
-                }
-            }
-            b.swiglu(gate: ws.gate, up: ws.up, &ws.gate, count: t * f)
-            project(.down, l, ws.gate, rows: t, into: &x, accumulate: true)
-        }
+    struct RopeTables {
+        let cos: Tensor, sin: Tensor
     }
 
     var attentionScale: Float { 1 / Float(config.headDim).squareRoot() }
 
-    /// Runs `tokens` at positions `cache.length ..< cache.length + tokens.count`, appending to the cache.
-    /// Returns logits `[rows, vocab]` for every position when `allLogits`, else for the last one only.
+    // MARK: Generation
+
+    /// Runs `tokens` at positions `cache.length ..< cache.length + tokens.count`, appending to the cache (held by
+    /// this model's backend). Returns logits `[rows, vocab]` for every position when `allLogits`, else for the last
+    /// one only.
     public func forward(_ tokens: [Int], cache: inout KVCache, allLogits: Bool = false) -> [Float] {
         let c = config, b = backend
         let t = tokens.count, h = c.hiddenSize
-        let kvWidth = c.kvHeads * c.headDim
         let start = cache.length
         precondition(start + t <= cache.capacity, "KV cache overflow: \(start + t) > \(cache.capacity)")
-        var x = embed(tokens)
-        cache.makeUnique()
-        blocks(&x, rows: t, rope: ropeTables(Array(start..<(start + t)))) { l, ws in
-            let (keys, values) = cache.layer(l)
-            (keys + start * kvWidth).update(from: ws.k, count: t * kvWidth)
-            (values + start * kvWidth).update(from: ws.v, count: t * kvWidth)
-            b.attention(q: ws.q, k: keys, v: values, out: &ws.attn, rows: t, start: start,
-                        heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, scale: attentionScale)
+        cache.prepare(b)
+        let kv = cache
+        var x = embed(tokens.map { Int32($0) }).x
+        let rope = ropeTables((start..<(start + t)).map { Int32($0) })
+        for l in 0..<c.layers {
+            x = forwardBlock(l, x, rows: t, rope: rope, dropoutSeed: nil) { l, q, k, v, out in
+                let (keys, values) = kv.layer(l)
+                b.copy(k, to: keys.rows(start..<(start + t)))
+                b.copy(v, to: values.rows(start..<(start + t)))
+                b.attention(q: q, k: keys, v: values, out: out, rows: t, start: start, heads: c.heads, kvHeads: c.kvHeads,
+                            headDim: c.headDim, scale: attentionScale)
+                return nil
+            }.output
         }
         cache.advance(by: t)
 
         let rows = allLogits ? t : 1
-        let firstRow = t - rows
-        var normed = [Float](repeating: 0, count: rows * h)
-        x.withUnsafeBufferPointer { xb in
-            b.rmsNorm(xb.baseAddress! + firstRow * h, weight: weights.finalNorm, &normed, rows: rows, dim: h, eps: c.rmsNormEps)
-        }
-        var logits = [Float](repeating: 0, count: rows * c.vocabSize)
-        headLogits(normed, rows: rows, decoding: t == 1, into: &logits)
-        return logits
+        let normed = b.allocate([rows, h], .f32)
+        b.rmsNorm(x.rows((t - rows)..<t), weight: finalNorm, normed, rows: rows, dim: h, eps: c.rmsNormEps)
+        let logits = b.allocate([rows, c.vocabSize], .f32)
+        headLogits(normed, rows: rows, decoding: t == 1, into: logits)
+        return b.download(logits)
     }
 
     /// `logits[rows, vocab] = normed[rows, H] · headᵀ` (the LM head, or the tied embedding). A decode step
@@ -277,30 +223,21 @@ public final class LlamaModel: @unchecked Sendable {
     /// the CPU's exact block-int8 copy holds the same weight values at 1.125 bytes each instead of 4, SmolLM2's tied
     /// head being a GGUF Q8_0 embedding); otherwise, and for prefill (whose logits stay those of the plain
     /// product), the fp32 head.
-    public func headLogits(_ normed: UnsafePointer<Float>, rows: Int, decoding: Bool, into logits: UnsafeMutablePointer<Float>) {
-        let c = config, head = weights.lmHead ?? weights.embedding
-        if decoding, rows == 1,
-           let resident = decodeHead.get({ head.withUnsafeBufferPointer { backend.makeResident($0, rows: c.vocabSize, cols: c.hiddenSize) } }) {
+    public func headLogits(_ normed: Tensor, rows: Int, decoding: Bool, into logits: Tensor) {
+        let c = config
+        if decoding, rows == 1, let resident = decodeHead.get({ backend.makeResident(head) }) {
             backend.matrixVector(resident, normed, logits)
             return
         }
         backend.matmulTransposed(normed, head, logits, m: rows, n: c.vocabSize, k: c.hiddenSize, accumulate: false)
     }
 
-    /// Mean negative log-likelihood of `tokens[1...]` given their prefixes (HF's shifted causal LM loss).
+    /// Mean negative log-likelihood of `tokens[1...]` given their prefixes (HF's shifted causal LM loss), through
+    /// the one loss computation (`loss`).
     public func meanNLL(_ tokens: [Int]) -> Double {
         guard tokens.count > 1 else { return .nan }
-        var cache = KVCache(config: config, capacity: tokens.count)
-        let logits = forward(tokens, cache: &cache, allLogits: true)
-        let v = config.vocabSize
-        var total = 0.0
-        for t in 0..<(tokens.count - 1) {
-            let row = logits[(t * v)..<((t + 1) * v)]
-            let m = row.max()!
-            var sum = 0.0
-            for z in row { sum += Foundation.exp(Double(z - m)) }
-            total += Double(m) + Foundation.log(sum) - Double(row[row.startIndex + tokens[t + 1]])
-        }
-        return total / Double(tokens.count - 1)
+        let ids = tokens.map { Int32($0) }
+        let l = loss(TrainingBatch(sequences: [ids], labels: [ids]))
+        return l.sum / Double(l.count)
     }
 }

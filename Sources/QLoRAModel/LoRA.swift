@@ -50,21 +50,6 @@ public struct LoRAPair: Sendable, Equatable {
                  a: [Float](repeating: 0, count: rank * inFeatures), b: [Float](repeating: 0, count: outFeatures * rank))
     }
 
-    /// `y[rows, out] += s · (x[rows, in] · Aᵀ) · Bᵀ` at inference (no dropout: identity at eval), in the training
-    /// forward's order (`z = x·Aᵀ`, `z *= s`, `y += z·Bᵀ`, see `LoRALlama.linear`), so inference reproduces
-    /// training's values.
-    public func apply(_ x: UnsafePointer<Float>, rows: Int, scale s: Float, into y: UnsafeMutablePointer<Float>,
-                      backend: any Backend) {
-        guard rows > 0 else { return }
-        var z = [Float](repeating: 0, count: rows * rank)
-        z.withUnsafeMutableBufferPointer { zb in
-            let zp = zb.baseAddress!
-            backend.matmulTransposed(x, a, zp, m: rows, n: rank, k: inFeatures, accumulate: false)
-            backend.scale(zp, by: s, count: rows * rank)
-            backend.matmulTransposed(zp, b, y, m: rows, n: outFeatures, k: rank, accumulate: true)
-        }
-    }
-
     /// `W' = W + s·B·A` (`weight` is `[out, in]` row-major), as PEFT's `get_delta_weight` + merge computes it:
     /// `B·A` in fp32, then scaled by `s` and added.
     public func merge(scale s: Float, into weight: inout [Float]) {

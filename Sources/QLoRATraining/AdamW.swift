@@ -25,45 +25,50 @@ public struct AdamW: Sendable {
         }
     }
 
-    /// Where the moments live: ordinary arrays, or a `PagedFloatStore` (tensor `2i` = m of tensor `i`,
-    /// `2i + 1` = its v) whose resident part is bounded. The arithmetic is the same either way, so a paged
-    /// run matches an unpaged one bit for bit.
+    /// Where the moments live: tensors on the backend, or a `PagedFloatStore` (tensor `2i` = m of tensor `i`,
+    /// `2i + 1` = its v) whose resident part is bounded, brought to the backend tensor by tensor for its update. The
+    /// arithmetic is the same either way, so a paged run matches an unpaged one bit for bit.
     enum Storage: @unchecked Sendable {
-        case memory(m: [[Float]], v: [[Float]])
-        case paged(PagedFloatStore)
+        case resident(m: AdapterTensors, v: AdapterTensors)
+        case paged(PagedFloatStore, scratchM: Tensor, scratchV: Tensor)
     }
 
     public var parameters: Parameters
     /// Updates done so far (`t` of the bias corrections is `step + 1` during the next update).
     public private(set) var step: Int = 0
+    let backend: any Backend
     var storage: Storage
 
-    public init(_ parameters: Parameters, for weights: LoRAWeights) {
+    /// Moments (zeros) on the parameters' backend.
+    public init(_ parameters: Parameters, for weights: AdapterTensors) {
         self.parameters = parameters
-        let zeros = weights.tensors.map { [Float](repeating: 0, count: $0.count) }
-        storage = .memory(m: zeros, v: zeros)
+        backend = weights.backend
+        storage = .resident(m: AdapterTensors(zerosLike: weights), v: AdapterTensors(zerosLike: weights))
     }
 
     /// Paged state in a scratch file at `path` with at most `budgetBytes` resident (nil: no limit).
-    public init(_ parameters: Parameters, for weights: LoRAWeights, pagedAt path: String, budgetBytes: Int?) throws {
+    public init(_ parameters: Parameters, for weights: AdapterTensors, pagedAt path: String, budgetBytes: Int?) throws {
         self.parameters = parameters
-        let counts = weights.tensors.flatMap { [$0.count, $0.count] }
-        storage = .paged(try PagedFloatStore(path: path, counts: counts, budgetBytes: budgetBytes))
+        backend = weights.backend
+        let counts = weights.tensors.map(\.count)
+        let largest = counts.max() ?? 1
+        storage = .paged(try PagedFloatStore(path: path, counts: counts.flatMap { [$0, $0] }, budgetBytes: budgetBytes),
+                         scratchM: backend.allocate([largest], .f32), scratchV: backend.allocate([largest], .f32))
     }
 
     /// First moments, one array per tensor in `LoRAWeights.tensorNames` order.
     public var m: [[Float]] {
         switch storage {
-        case .memory(let m, _): return m
-        case .paged(let store): return (0..<(store.counts.count / 2)).map { store.values(2 * $0) }
+        case .resident(let m, _): return m.download().tensors
+        case .paged(let store, _, _): return (0..<(store.counts.count / 2)).map { store.values(2 * $0) }
         }
     }
 
     /// Second moments, same order.
     public var v: [[Float]] {
         switch storage {
-        case .memory(_, let v): return v
-        case .paged(let store): return (0..<(store.counts.count / 2)).map { store.values(2 * $0 + 1) }
+        case .resident(_, let v): return v.download().tensors
+        case .paged(let store, _, _): return (0..<(store.counts.count / 2)).map { store.values(2 * $0 + 1) }
         }
     }
 
@@ -71,8 +76,10 @@ public struct AdamW: Sendable {
     public mutating func restore(step: Int, m: [[Float]], v: [[Float]]) {
         self.step = step
         switch storage {
-        case .memory: storage = .memory(m: m, v: v)
-        case .paged(let store):
+        case .resident(let mt, let vt):
+            for (t, values) in zip(mt.tensors, m) { values.withUnsafeBufferPointer { backend.write($0, into: t) } }
+            for (t, values) in zip(vt.tensors, v) { values.withUnsafeBufferPointer { backend.write($0, into: t) } }
+        case .paged(let store, _, _):
             for i in m.indices {
                 store.set(2 * i, m[i])
                 store.set(2 * i + 1, v[i])
@@ -82,43 +89,39 @@ public struct AdamW: Sendable {
 
     /// Evictions the paged store's budget caused so far (0 when unpaged).
     public var pageEvictions: Int {
-        if case .paged(let store) = storage { return store.evictions }
+        if case .paged(let store, _, _) = storage { return store.evictions }
         return 0
     }
 
-    /// One update of `weights` with `gradients` (same layout) on `backend` (`Backend.adamW`, the per-element rule
+    /// One update of `weights` with `gradients` (same layout) on their backend (`Backend.adamW`, the per-element rule
     /// `AdamWStep.apply`). `learningRate` overrides the configured rate for this step (schedules).
-    public mutating func update(_ weights: inout LoRAWeights, gradients: LoRAWeights, learningRate: Double? = nil,
-                                backend: any Backend) {
+    public mutating func update(_ weights: AdapterTensors, gradients: AdapterTensors, learningRate: Double? = nil) {
         step += 1
-        let p = parameters
+        let p = parameters, b = backend
         let factors = AdamWStep(learningRate: learningRate ?? p.learningRate, beta1: p.beta1, beta2: p.beta2,
                                 epsilon: p.epsilon, weightDecay: p.weightDecay, t: step)
-        let grads = gradients.tensors
-        func apply(_ values: inout [Float], _ g: [Float], _ mb: UnsafeMutableBufferPointer<Float>, _ vb: UnsafeMutableBufferPointer<Float>) {
-            values.withUnsafeMutableBufferPointer { pb in
-                backend.adamW(pb.baseAddress!, gradient: g, m: mb.baseAddress!, v: vb.baseAddress!, count: pb.count, step: factors)
-            }
-        }
-        var index = 0
+        let params = weights.tensors, grads = gradients.tensors
+        precondition(params.count == grads.count, "\(grads.count) gradients for \(params.count) tensors")
         switch storage {
-        case .memory(var m, var v):
-            storage = .memory(m: [], v: [])  // keep the arrays uniquely referenced while updating in place
-            weights.forEachTensor { values in
-                precondition(grads[index].count == values.count, "gradient \(index) has the wrong size")
-                m[index].withUnsafeMutableBufferPointer { mb in
-                    v[index].withUnsafeMutableBufferPointer { vb in apply(&values, grads[index], mb, vb) }
-                }
-                index += 1
+        case .resident(let m, let v):
+            for (i, (mt, vt)) in zip(m.tensors, v.tensors).enumerated() {
+                precondition(grads[i].count == params[i].count, "gradient \(i) has the wrong size")
+                b.adamW(params[i], gradient: grads[i], m: mt, v: vt, count: params[i].count, step: factors)
             }
-            storage = .memory(m: m, v: v)
-        case .paged(let store):
-            weights.forEachTensor { values in
-                precondition(grads[index].count == values.count, "gradient \(index) has the wrong size")
-                store.withTensor(2 * index) { mb in
-                    store.withTensor(2 * index + 1) { vb in apply(&values, grads[index], mb, vb) }
+        case .paged(let store, let scratchM, let scratchV):
+            for i in params.indices {
+                precondition(grads[i].count == params[i].count, "gradient \(i) has the wrong size")
+                let n = params[i].count
+                let mt = scratchM.rows(0..<n), vt = scratchV.rows(0..<n)
+                store.withTensor(2 * i) { mb in
+                    store.withTensor(2 * i + 1) { vb in
+                        b.write(UnsafeBufferPointer(mb), into: mt)
+                        b.write(UnsafeBufferPointer(vb), into: vt)
+                        b.adamW(params[i], gradient: grads[i], m: mt, v: vt, count: n, step: factors)
+                        b.read(mt, into: mb)
+                        b.read(vt, into: vb)
+                    }
                 }
-                index += 1
             }
         }
     }
@@ -129,21 +132,17 @@ public struct AdamW: Sendable {
 /// it is 1). Squares are summed in Double (`Backend.sumOfSquares`), tensors added in `tensorNames` order.
 /// Returns the pre-clip total.
 @discardableResult
-public func clipGradientNorm(_ gradients: inout LoRAWeights, maxNorm: Double, backend: any Backend) -> Double {
-    let total = gradientNorm(gradients, backend: backend)
+public func clipGradientNorm(_ gradients: AdapterTensors, maxNorm: Double) -> Double {
+    let total = gradientNorm(gradients)
     let coef = Float(min(1, maxNorm / (total + 1e-6)))
-    gradients.forEachTensor { values in
-        values.withUnsafeMutableBufferPointer { backend.scale($0.baseAddress!, by: coef, count: $0.count) }
-    }
+    for t in gradients.tensors { gradients.backend.scale(t, by: coef, count: t.count) }
     return total
 }
 
 /// `‖(‖g_i‖₂)_i‖₂` over every tensor: squares summed in Double per tensor (`Backend.sumOfSquares`), tensors added
 /// in `tensorNames` order.
-public func gradientNorm(_ gradients: LoRAWeights, backend: any Backend) -> Double {
+public func gradientNorm(_ gradients: AdapterTensors) -> Double {
     var squares = 0.0
-    for t in gradients.tensors {
-        squares += t.withUnsafeBufferPointer { backend.sumOfSquares($0.baseAddress!, count: $0.count) }
-    }
+    for t in gradients.tensors { squares += gradients.backend.sumOfSquares(t, count: t.count) }
     return squares.squareRoot()
 }

@@ -117,7 +117,8 @@ public struct StepMetrics: Sendable, Equatable {
     }
 }
 
-/// Runs optimizer steps over a `LoRALlama`, saving resumable checkpoints.
+/// Runs optimizer steps over an adapted `LlamaModel` (its `lora` pairs are the parameters), saving resumable
+/// checkpoints.
 ///
 /// Step `k` (0-based): `gradientAccumulation` micro-batches of `batchSize` sequences from the data cursor; the
 /// loss is the mean over all counted targets of the step (each micro-batch's gradient is scaled by 1/N, N the
@@ -127,7 +128,10 @@ public struct StepMetrics: Sendable, Equatable {
 /// checkpoint, and every reduction runs in a fixed order, so a run stopped at any step and resumed on the
 /// same backend and thread count produces byte-identical adapters and the same losses.
 public final class Trainer {
-    public let model: LoRALlama
+    public let model: LlamaModel
+    /// The model's parameters and their gradient accumulators, on the model's backend.
+    let parameters: AdapterTensors
+    let gradients: AdapterTensors
     public let data: TrainingData
     public let options: TrainerOptions
     public let checkpoints: CheckpointStore
@@ -137,15 +141,18 @@ public final class Trainer {
     public private(set) var index = 0
     public private(set) var metrics: [StepMetrics] = []
 
-    public init(model: LoRALlama, data: TrainingData, options: TrainerOptions, checkpoints: CheckpointStore) throws {
+    public init(model: LlamaModel, data: TrainingData, options: TrainerOptions, checkpoints: CheckpointStore) throws {
+        guard let parameters = model.parameters else { throw TrainerError("the model has no adapter to train (LlamaModel.withAdapter)") }
         self.model = model
+        self.parameters = parameters
+        gradients = AdapterTensors(zerosLike: parameters)
         self.data = data
         self.options = options
         self.checkpoints = checkpoints
         if let path = options.pagedStatePath {
-            optimizer = try AdamW(options.adam, for: model.adapters, pagedAt: path, budgetBytes: options.pagedBudgetBytes)
+            optimizer = try AdamW(options.adam, for: parameters, pagedAt: path, budgetBytes: options.pagedBudgetBytes)
         } else {
-            optimizer = AdamW(options.adam, for: model.adapters)
+            optimizer = AdamW(options.adam, for: parameters)
         }
     }
 
@@ -181,8 +188,8 @@ public final class Trainer {
         }
         let adapter = try SafetensorsFile(path: url.appendingPathComponent("adapter.safetensors").path)
         let optimizerFile = try SafetensorsFile(path: url.appendingPathComponent("optimizer.safetensors").path)
-        let names = model.adapters.tensorNames
-        var restored = model.adapters
+        let names = parameters.tensorNames
+        var restored = parameters.download()
         var i = 0
         var failure: String?
         restored.forEachTensor { values in
@@ -194,10 +201,10 @@ public final class Trainer {
         }
         if let failure { throw TrainerError(failure) }
         var m: [[Float]] = [], v: [[Float]] = []
-        for (k, entry) in names.enumerated() {
+        for entry in names {
             guard let mk = try optimizerFile.floats(named: entry.name + ".exp_avg"),
                   let vk = try optimizerFile.floats(named: entry.name + ".exp_avg_sq"),
-                  mk.count == model.adapters.tensors[k].count, vk.count == mk.count else {
+                  mk.count == entry.shape.reduce(1, *), vk.count == mk.count else {
                 throw TrainerError("optimizer state for \(entry.name) is missing or has the wrong size")
             }
             m.append(mk)
@@ -206,7 +213,7 @@ public final class Trainer {
         guard let s = state["step"]?.numberValue, let os = state["optimizer_step"]?.numberValue,
               let e = state["epoch"]?.numberValue, let ix = state["index"]?.numberValue,
               let lines = state["metrics"]?.arrayValue else { throw TrainerError("state.json lacks step/epoch/index/metrics") }
-        model.adapters = restored
+        parameters.write(restored)
         optimizer.restore(step: Int(os), m: m, v: v)
         step = Int(s)
         epoch = Int(e)
@@ -221,8 +228,8 @@ public final class Trainer {
 
     /// Saves the current state as the checkpoint of `step`.
     public func save(identity: String) throws {
-        let names = model.adapters.tensorNames
-        let values = model.adapters.tensors
+        let names = parameters.tensorNames
+        let values = parameters.download().tensors
         let adapter = try SafetensorsWriter.serialize(floats: names.enumerated().map { (name: $1.name, shape: $1.shape, values: values[$0]) })
         let m = optimizer.m, v = optimizer.v
         var moments: [SafetensorsWriter.FloatTensor] = []
@@ -281,16 +288,15 @@ public final class Trainer {
             var batches: [TrainingBatch] = []
             for _ in 0..<options.gradientAccumulation { batches.append(data.batch(nextSequences(options.batchSize))) }
             let counted = batches.reduce(0) { $0 + $1.countedTargets }
-            var gradients = LoRAWeights.zeros(model.config, model.lora)
+            gradients.zero()
             var lossSum = 0.0
             if counted > 0 {
                 for (micro, batch) in batches.enumerated() where batch.rows > 0 {
                     let seed = options.seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(micro)
-                    lossSum += model.lossAndGradients(batch, gradScale: 1 / Float(counted), dropoutSeed: seed, into: &gradients).sum
+                    lossSum += model.lossAndGradients(batch, gradScale: 1 / Float(counted), dropoutSeed: seed, into: gradients).sum
                 }
             }
-            let norm = options.maxGradNorm > 0 ? clipGradientNorm(&gradients, maxNorm: options.maxGradNorm, backend: model.backend)
-                : gradientNorm(gradients, backend: model.backend)
+            let norm = options.maxGradNorm > 0 ? clipGradientNorm(gradients, maxNorm: options.maxGradNorm) : gradientNorm(gradients)
             let loss = counted > 0 ? lossSum / Double(counted) : 0
             if !loss.isFinite || !norm.isFinite {
                 // Fail before the update: the adapters and moments stay finite and nothing is saved, so
@@ -302,9 +308,7 @@ public final class Trainer {
                         + "lower the learning rate or check the data and the model for NaN/inf values")
             }
             let lr = options.schedule.learningRate(step)
-            var adapters = model.adapters
-            optimizer.update(&adapters, gradients: gradients, learningRate: lr, backend: model.backend)
-            model.adapters = adapters
+            optimizer.update(parameters, gradients: gradients, learningRate: lr)
             step += 1
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             let tokens = batches.reduce(0) { $0 + $1.rows }

@@ -154,20 +154,21 @@ struct GenerateBench: ParsableCommand {
     private func opSplit(_ m: LlamaModel, context: Int) -> (linears: Double, head: Double) {
         let c = m.config, b = m.backend
         let widest = max(c.hiddenSize, c.heads * c.headDim, c.intermediateSize)
-        var x = [Float](repeating: 0, count: widest)
-        for i in x.indices { x[i] = Float((i * 37) % 19) / 19 - 0.5 }
-        var y = [Float](repeating: 0, count: max(widest, c.vocabSize))
+        let x = b.upload((0..<widest).map { Float(($0 * 37) % 19) / 19 - 0.5 }, shape: [1, widest])
+        let y = b.allocate([1, max(widest, c.vocabSize)], .f32)
         var linears: [Double] = [], head: [Double] = []
         for _ in 0..<5 {
             let t0 = Date()
-            for layer in m.weights.layers {
+            for l in 0..<c.layers {
                 for p in Projection.allCases {
-                    let (out, inFeatures) = p.shape(c)
-                    layer.weight(p).forward(x, rows: 1, out: out, in: inFeatures, into: &y, accumulate: false, backend: b)
+                    let w = m.linear(p, layer: l).base
+                    b.linear(x.reshaped([1, w.shape[1]]), w, y.reshaped([1, w.shape[0]]), rows: 1, accumulate: false)
                 }
             }
+            b.synchronize()
             let t1 = Date()
-            m.headLogits(x, rows: 1, decoding: true, into: &y)
+            m.headLogits(x.reshaped([1, c.hiddenSize]), rows: 1, decoding: true, into: y.reshaped([1, c.vocabSize]))
+            b.synchronize()
             let t2 = Date()
             linears.append(t1.timeIntervalSince(t0))
             head.append(t2.timeIntervalSince(t1))

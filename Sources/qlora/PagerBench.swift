@@ -61,20 +61,23 @@ struct PagerBench: ParsableCommand {
         let backend = try Backends.make(.cpu).backend
 
         struct Outcome { var name: String; var msPerStep: Double; var evictions: Int; var weights: LoRAWeights; var m: [[Float]]; var v: [[Float]] }
-        func measure(_ name: String, _ make: () throws -> AdamW) throws -> Outcome {
-            var optimizer = try make()
-            var weights = initial
+        let gradients = grads.map { AdapterTensors($0, backend: backend) }
+        func measure(_ name: String, _ make: (AdapterTensors) throws -> AdamW) throws -> Outcome {
+            let weights = AdapterTensors(initial, backend: backend)
+            var optimizer = try make(weights)
             let t0 = DispatchTime.now().uptimeNanoseconds
-            for g in grads { optimizer.update(&weights, gradients: g, backend: backend) }
+            for g in gradients { optimizer.update(weights, gradients: g) }
+            backend.synchronize()
             let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6 / Double(max(1, steps))
-            return Outcome(name: name, msPerStep: ms, evictions: optimizer.pageEvictions, weights: weights, m: optimizer.m, v: optimizer.v)
+            return Outcome(name: name, msPerStep: ms, evictions: optimizer.pageEvictions, weights: weights.download(), m: optimizer.m,
+                           v: optimizer.v)
         }
-        let results = [
-            try measure("in memory (adamw_32bit)") { AdamW(params, for: initial) },
-            try measure("paged, no budget") { try AdamW(params, for: initial, pagedAt: scratch.appendingPathComponent("a").path, budgetBytes: nil) },
-            try measure(String(format: "paged, %.0f%% budget", budgetFraction * 100)) {
-                try AdamW(params, for: initial, pagedAt: scratch.appendingPathComponent("b").path, budgetBytes: budget)
-            },
+        let budgetName = String(format: "paged, %.0f%% budget", budgetFraction * 100)
+        let pagedA = scratch.appendingPathComponent("a").path, pagedB = scratch.appendingPathComponent("b").path
+        let results: [Outcome] = [
+            try measure("in memory (adamw_32bit)") { AdamW(params, for: $0) },
+            try measure("paged, no budget") { try AdamW(params, for: $0, pagedAt: pagedA, budgetBytes: nil) },
+            try measure(budgetName) { try AdamW(params, for: $0, pagedAt: pagedB, budgetBytes: budget) },
         ]
         let reference = results[0]
         print("setting                    ms/update  vs memory  evictions  share of a \(String(format: "%.1f", stepSeconds)) s step  bit-identical")

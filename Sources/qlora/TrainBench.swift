@@ -212,9 +212,11 @@ struct TrainBench: ParsableCommand {
         }
         let lora = LoRAConfig(rank: 16, alpha: 32, dropout: 0.05)
         var rng = SeededGenerator(seed: 1)
-        let network = LoRALlama(config: config, weights: weights, lora: lora, adapters: LoRAWeights.peftInit(config, lora, rng: &rng),
-                                backend: backend, gradientCheckpointing: checkpointing)
-        var optimizer = AdamW(AdamW.Parameters(learningRate: 2e-4, weightDecay: 0.01), for: network.adapters)
+        let network = try LlamaModel(config: config, weights: weights, backend: backend)
+            .withAdapter(LoRAWeights.peftInit(config, lora, rng: &rng), lora: lora)
+        network.gradientCheckpointing = checkpointing
+        let parameters = network.parameters!, gradients = AdapterTensors(zerosLike: parameters)
+        var optimizer = AdamW(AdamW.Parameters(learningRate: 2e-4, weightDecay: 0.01), for: parameters)
         let sequences = (0..<batch).map { _ in (0..<seq).map { _ in Int32(3 + Int(rng.next() % UInt64(config.vocabSize - 3))) } }
         let data = TrainingBatch(sequences: sequences, labels: sequences)
         let counted = data.countedTargets
@@ -230,13 +232,11 @@ struct TrainBench: ParsableCommand {
         for step in 0...steps {
             if step == 1 { profile.reset() }  // the warm-up step is not profiled
             let started = DispatchTime.now().uptimeNanoseconds
-            var gradients = LoRAWeights.zeros(config, lora)
-            let loss = network.lossAndGradients(data, gradScale: 1 / Float(counted), dropoutSeed: UInt64(step) &+ 1, into: &gradients)
+            gradients.zero()
+            let loss = network.lossAndGradients(data, gradScale: 1 / Float(counted), dropoutSeed: UInt64(step) &+ 1, into: gradients)
             profile.measure(.optimizer) {
-                _ = clipGradientNorm(&gradients, maxNorm: 0.3, backend: network.backend)
-                var adapters = network.adapters
-                optimizer.update(&adapters, gradients: gradients, backend: network.backend)
-                network.adapters = adapters
+                _ = clipGradientNorm(gradients, maxNorm: 0.3)
+                optimizer.update(parameters, gradients: gradients)
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             losses.append(loss.sum / Double(loss.count))

@@ -11,7 +11,7 @@ import QLoRACore
     let reference = ReferenceBackend()
     let cpu = CPUBackend(threads: 2)
     /// Every backend but the reference, from the factory: a new backend is checked here without editing this suite.
-    static let underTest = Backends.available(threads: 2).filter { $0.name != "reference" }.map(\.backend)
+    static let underTest = Backends.available(threads: 2).filter { $0.name != "reference" }.compactMap { $0.backend as? any HostBackend }
 
     private func random(_ n: Int, _ rng: inout SeededGenerator, scale: Float = 1, offset: Float = 0) -> [Float] {
         (0..<n).map { _ in offset + (Float(rng.next() % 2_000_001) / 1_000_000 - 1) * scale }

@@ -82,7 +82,7 @@ struct GGUFLoRAExportTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let hf = try ModelLoader.loadModel(path: ExportFixtures.path("gqa_tied"), backend: CPUBackend())
         let adapter = ExportFixtures.adapter(for: hf.config)
-        let reference = LoRALlama(config: hf.config, weights: hf.weights, lora: adapter.lora, adapters: adapter.weights,
+        let reference = adaptedModel(config: hf.config, weights: hf.weights, lora: adapter.lora, adapters: adapter.weights,
                                   backend: CPUBackend(), gradientCheckpointing: false).logits(ExportFixtures.ids.map { Int32($0) })
         try adapter.write(to: dir.appendingPathComponent("adapter"))
         let out = dir.appendingPathComponent("lora.gguf")

@@ -12,14 +12,14 @@ import QLoRAModel
     static let config = ModelGradientTests.config
 
     /// A random base, random non-zero adapters, and both models over them.
-    static func models(_ lora: LoRAConfig, fourBit: Bool = false, seed: UInt64 = 5) -> (LoRALlama, LlamaModel, LoRAWeights) {
+    static func models(_ lora: LoRAConfig, fourBit: Bool = false, seed: UInt64 = 5) -> (LlamaModel, LlamaModel, LoRAWeights) {
         var rng = SeededGenerator(seed: seed)
         var weights = ModelGradientTests.randomWeights(config, rng: &rng)
         if fourBit { weights = weights.quantized(FourBitOptions()) }
         var adapters = LoRAWeights.zeros(config, lora)
         adapters.forEachTensor { values in values = random(values.count, &rng, scale: 0.2) }
         let backend = CPUBackend(threads: 2)
-        let training = LoRALlama(config: config, weights: weights, lora: lora, adapters: adapters, backend: backend)
+        let training = adaptedModel(config: config, weights: weights, lora: lora, adapters: adapters, backend: backend)
         let inference = try! LlamaModel(config: config, weights: weights, backend: backend).withAdapter(PEFTAdapter(lora: lora, weights: adapters))
         return (training, inference, adapters)
     }

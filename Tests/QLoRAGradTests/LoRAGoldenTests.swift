@@ -53,11 +53,11 @@ import QLoRAModel
         return w
     }
 
-    static func model(backend: any Backend, checkpointing: Bool = true) throws -> (LoRALlama, Golden) {
+    static func model(backend: any Backend, checkpointing: Bool = true) throws -> (LlamaModel, Golden) {
         let g = try golden()
         let base = try ModelLoader.loadModel(path: root.appendingPathComponent("model").path, backend: backend)
         let shape = LoRAWeights.zeros(base.config, g.lora)
-        let model = LoRALlama(config: base.config, weights: base.weights, lora: g.lora,
+        let model = adaptedModel(config: base.config, weights: base.weights, lora: g.lora,
                               adapters: try adapters("adapter/adapter_model.safetensors", like: shape), backend: backend,
                               gradientCheckpointing: checkpointing)
         return (model, g)
@@ -79,7 +79,7 @@ import QLoRAModel
         let (model, g) = try Self.model(backend: CPUBackend(threads: 2), checkpointing: checkpointing)
         let batch = TrainingBatch(sequences: g.sequences, labels: g.labels)
         #expect(batch.countedTargets == g.counted)
-        var grads = LoRAWeights.zeros(model.config, model.lora)
+        var grads = LoRAWeights.zeros(model.config, model.lora!)
         let loss = model.lossAndGradients(batch, gradScale: 1 / Float(batch.countedTargets), into: &grads)
         #expect(loss.count == g.counted)
         let mean = loss.sum / Double(loss.count)
@@ -92,7 +92,7 @@ import QLoRAModel
     @Test func referenceBackendGivesTheSameGradients() throws {
         let (model, g) = try Self.model(backend: ReferenceBackend())
         let batch = TrainingBatch(sequences: g.sequences, labels: g.labels)
-        var grads = LoRAWeights.zeros(model.config, model.lora)
+        var grads = LoRAWeights.zeros(model.config, model.lora!)
         let loss = model.lossAndGradients(batch, gradScale: 1 / Float(batch.countedTargets), into: &grads)
         #expect(abs(loss.sum / Double(loss.count) - g.loss) <= 1e-5 * g.loss)
         let (worst, name) = Self.worstRelative(grads, try Self.adapters("grads.safetensors", like: grads))
@@ -105,7 +105,7 @@ import QLoRAModel
         var results: [(Double, LoRAWeights)] = []
         for checkpointing in [true, true, false] {
             model.gradientCheckpointing = checkpointing
-            var grads = LoRAWeights.zeros(model.config, model.lora)
+            var grads = LoRAWeights.zeros(model.config, model.lora!)
             let loss = model.lossAndGradients(batch, gradScale: 1 / Float(batch.countedTargets), into: &grads)
             results.append((loss.sum, grads))
         }
@@ -118,13 +118,13 @@ import QLoRAModel
         let (weightDecay, expected, file) = g.runs[run]
         let batch = TrainingBatch(sequences: g.sequences, labels: g.labels)
         var optimizer = AdamW(.init(learningRate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: weightDecay),
-                              for: model.adapters)
+                              for: model.parameters!)
         var losses: [Double] = []
         for _ in 0..<expected.count {
-            var grads = LoRAWeights.zeros(model.config, model.lora)
+            var grads = LoRAWeights.zeros(model.config, model.lora!)
             let loss = model.lossAndGradients(batch, gradScale: 1 / Float(batch.countedTargets), into: &grads)
             losses.append(loss.sum / Double(loss.count))
-            optimizer.update(&model.adapters, gradients: grads, backend: model.backend)
+            optimizer.update(model.parameters!, gradients: AdapterTensors(grads, backend: model.backend))
         }
         let worst = zip(losses, expected).map { abs($0 - $1) }.max()!
         #expect(worst <= 1e-4, "losses \(losses) vs \(expected)")
@@ -139,8 +139,8 @@ import QLoRAModel
         let copies = 24
         let long = TrainingBatch(sequences: Array(repeating: g.sequences, count: copies).flatMap { $0 },
                                  labels: Array(repeating: g.labels, count: copies).flatMap { $0 })
-        #expect(long.rows > 2 * LoRALlama.headRows)
-        var grads = LoRAWeights.zeros(model.config, model.lora)
+        #expect(long.rows > 2 * LlamaModel.headRows)
+        var grads = LoRAWeights.zeros(model.config, model.lora!)
         let loss = model.lossAndGradients(long, gradScale: 1 / Float(long.countedTargets), into: &grads)
         #expect(loss.count == copies * g.counted)
         #expect(abs(loss.sum / Double(loss.count) - g.loss) <= 1e-5 * g.loss)

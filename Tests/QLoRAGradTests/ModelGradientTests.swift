@@ -29,12 +29,12 @@ import QLoRAModel
     }
 
     /// A random model with random adapters and a two-document batch.
-    static func setup(_ lora: LoRAConfig, checkpointing: Bool = true) -> (LoRALlama, TrainingBatch, LoRAWeights, SeededGenerator) {
+    static func setup(_ lora: LoRAConfig, checkpointing: Bool = true) -> (LlamaModel, TrainingBatch, LoRAWeights, SeededGenerator) {
         var rng = SeededGenerator(seed: 41)
         let c = config
         var adapters = LoRAWeights.zeros(c, lora)
         adapters.forEachTensor { values in values = random(values.count, &rng, scale: 0.2) }
-        let model = LoRALlama(config: c, weights: randomWeights(c, rng: &rng), lora: lora, adapters: adapters,
+        let model = adaptedModel(config: c, weights: randomWeights(c, rng: &rng), lora: lora, adapters: adapters,
                               backend: CPUBackend(threads: 2), gradientCheckpointing: checkpointing)
         let tokens: [Int32] = (0..<14).map { _ in Int32(rng.next() % 50) }
         var targets = Array(tokens.dropFirst()) + [CrossEntropy.ignoreIndex]
@@ -101,7 +101,7 @@ import QLoRAModel
         let (_, batch, _, _) = Self.setup(lora)
         var results: [(Double, [[Float]])] = []
         for weights in [fourBit, dense] {
-            let model = LoRALlama(config: c, weights: weights, lora: lora, adapters: adapters, backend: CPUBackend(threads: 2))
+            let model = adaptedModel(config: c, weights: weights, lora: lora, adapters: adapters, backend: CPUBackend(threads: 2))
             var grads = LoRAWeights.zeros(c, lora)
             let loss = model.lossAndGradients(batch, gradScale: 1, into: &grads)
             results.append((loss.sum, grads.tensors))
@@ -131,7 +131,7 @@ import QLoRAModel
     }
 
     /// `values` through `backend.dropout` with `mask` (into a copy, or in place).
-    private func dropped(_ values: [Float], _ mask: DropoutMask, _ backend: any Backend, inPlace: Bool = false) -> [Float] {
+    private func dropped(_ values: [Float], _ mask: DropoutMask, _ backend: any HostBackend, inPlace: Bool = false) -> [Float] {
         var out = values
         if inPlace {
             out.withUnsafeMutableBufferPointer { backend.dropout($0.baseAddress!, $0.baseAddress!, count: $0.count, mask: mask) }
@@ -179,13 +179,16 @@ import QLoRAModel
         var w = LoRAWeights.zeros(c, lora)
         w.layers[0][.q]!.a = [1]
         var g = LoRAWeights.zeros(c, lora)
-        var opt = AdamW(.init(learningRate: 0.1, weightDecay: 0.01), for: w)
+        let weights = AdapterTensors(w, backend: ReferenceBackend()), gradients = AdapterTensors(g, backend: ReferenceBackend())
+        var opt = AdamW(.init(learningRate: 0.1, weightDecay: 0.01), for: weights)
         g.layers[0][.q]!.a = [0.5]
-        opt.update(&w, gradients: g, backend: ReferenceBackend())
-        #expect(w.layers[0][.q]!.a == [0.89900005])
+        gradients.write(g)
+        opt.update(weights, gradients: gradients)
+        #expect(weights.download().layers[0][.q]!.a == [0.89900005])
         g.layers[0][.q]!.a = [-0.25]
-        opt.update(&w, gradients: g, backend: ReferenceBackend())
-        #expect(abs(w.layers[0][.q]!.a[0] - 0.87146735) <= 1e-7)
+        gradients.write(g)
+        opt.update(weights, gradients: gradients)
+        #expect(abs(weights.download().layers[0][.q]!.a[0] - 0.87146735) <= 1e-7)
     }
 
     @Test func clippingScalesByMaxNormOverTheGlobalNorm() {
@@ -193,10 +196,13 @@ import QLoRAModel
         var g = LoRAWeights.zeros(c, LoRAConfig(rank: 1, alpha: 1, targets: [.q, .v]))
         g.layers[0][.q]!.a = [3, 0]
         g.layers[0][.v]!.b = [0, 4]
-        let total = clipGradientNorm(&g, maxNorm: 1, backend: ReferenceBackend())
+        let tensors = AdapterTensors(g, backend: ReferenceBackend())
+        let total = clipGradientNorm(tensors, maxNorm: 1)
         #expect(total == 5)
+        g = tensors.download()
         #expect(abs(g.layers[0][.q]!.a[0] - 0.6) <= 1e-6 && abs(g.layers[0][.v]!.b[1] - 0.8) <= 1e-6)
-        let again = clipGradientNorm(&g, maxNorm: 10, backend: ReferenceBackend())  // below the limit: unchanged
+        let again = clipGradientNorm(tensors, maxNorm: 10)  // below the limit: unchanged
+        g = tensors.download()
         #expect(abs(again - 1) <= 1e-6 && abs(g.layers[0][.q]!.a[0] - 0.6) <= 1e-6)
     }
 }

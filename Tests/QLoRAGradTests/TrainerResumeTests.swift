@@ -41,7 +41,7 @@ import QLoRAModel
         let lora = LoRAConfig(rank: 4, alpha: 8, dropout: dropout)
         var rng = SeededGenerator(seed: 3)
         let adapters = LoRAWeights.peftInit(base.config, lora, rng: &rng)
-        let model = LoRALlama(config: base.config, weights: base.weights.quantized(FourBitOptions()), lora: lora, adapters: adapters,
+        let model = adaptedModel(config: base.config, weights: base.weights.quantized(FourBitOptions()), lora: lora, adapters: adapters,
                               backend: CPUBackend(threads: 2))
         let options = TrainerOptions(schedule: LearningRateSchedule(kind: .cosine, peak: 5e-3, warmupSteps: 2, totalSteps: 7),
                                      maxSteps: 7, batchSize: 2, gradientAccumulation: 2, maxGradNorm: 0.3,

@@ -33,7 +33,7 @@ import QLoRATraining
         let whole = TrainingBatch(sequences: g.sequences, labels: g.labels)
         let parts = zip(g.sequences, g.labels).map { TrainingBatch(sequences: [$0], labels: [$1]) }
         let n = Float(whole.countedTargets)
-        var accumulated = LoRAWeights.zeros(model.config, model.lora)
+        var accumulated = LoRAWeights.zeros(model.config, model.lora!)
         var sum = 0.0, count = 0
         for part in parts {
             let loss = model.lossAndGradients(part, gradScale: 1 / n, into: &accumulated)

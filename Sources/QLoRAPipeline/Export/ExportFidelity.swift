@@ -111,8 +111,7 @@ public enum ExportFidelity {
                                sequences: (sequences: [PromptIDs], source: String), backend: any Backend) throws -> Report {
         let references: [[Float]] = try {
             let base = try ModelLoader.loadModel(path: model, backend: backend)
-            let adapted = LoRALlama(config: base.config, weights: base.weights, lora: adapter.lora, adapters: adapter.weights,
-                                    backend: backend, gradientCheckpointing: false)
+            let adapted = try base.withAdapter(adapter)
             return sequences.sequences.map { adapted.logits($0.ids.map { Int32($0) }) }
         }()
         let exported = try ModelLoader.loadModel(path: merged, backend: backend)

@@ -78,9 +78,8 @@ public struct TrainStage: Stage {
         let lora = LoRAConfig(rank: loraSection.loraRank, alpha: loraSection.loraAlpha, dropout: loraSection.loraDropout,
                               useRSLoRA: loraSection.useRslora, targets: targets)
         var rng = SeededGenerator(seed: seed)
-        let model = LoRALlama(config: base.config, weights: base.weights, lora: lora,
-                              adapters: LoRAWeights.peftInit(base.config, lora, rng: &rng), backend: backend,
-                              gradientCheckpointing: t.gradientCheckpointing)
+        let model = try base.withAdapter(LoRAWeights.peftInit(base.config, lora, rng: &rng), lora: lora)
+        model.gradientCheckpointing = t.gradientCheckpointing
         let perStep = t.batchSize * t.gradientAccumulationSteps
         let maxSteps = t.maxSteps ?? max(1, Int((t.epochs * Double(reader.sequenceCount) / Double(perStep)).rounded(.up)))
         let kind: LearningRateSchedule.Kind = switch t.lrScheduler {
@@ -123,18 +122,19 @@ public struct TrainStage: Stage {
         try? FileManager.default.removeItem(atPath: context.output.appendingPathComponent(".optimizer.pages").path)
 
         // The adapter, under PEFT's names, with the config PEFT writes.
-        try PEFTAdapter(lora: lora, weights: model.adapters, baseModelNameOrPath: spec.model?.path).write(to: context.output)
+        let trained = model.adapters
+        try PEFTAdapter(lora: lora, weights: trained, baseModelNameOrPath: spec.model?.path).write(to: context.output)
         try? FileManager.default.removeItem(at: stateDir)
 
         let first = trainer.metrics.first?.loss ?? .nan, last = trainer.metrics.last?.loss ?? .nan
         let speeds = trainer.metrics.map(\.tokensPerSecond).sorted()
         let median = speeds.isEmpty ? 0 : speeds[speeds.count / 2]
         var metrics: [String: Double] = ["steps": Double(trainer.step), "first_loss": first, "final_loss": last,
-                                         "tokens_per_s_median": median, "trainable_parameters": Double(model.adapters.parameterCount)]
+                                         "tokens_per_s_median": median, "trainable_parameters": Double(trained.parameterCount)]
         var notes = [String(format: "%ld steps, loss %.4f → %.4f, median %.0f tokens/s, %ld trainable parameters",
-                            trainer.step, first, last, median, model.adapters.parameterCount)]
+                            trainer.step, first, last, median, trained.parameterCount)]
         if let budget = t.pagedOptimizerBudgetMB {
-            let stateMB = Double(2 * 4 * model.adapters.parameterCount) / 1_048_576
+            let stateMB = Double(2 * 4 * trained.parameterCount) / 1_048_576
             metrics["optimizer_page_evictions"] = Double(trainer.optimizer.pageEvictions)
             notes.append(String(format: "paged optimizer: %.1f MB of state under a %ld MB budget, %ld evictions", stateMB, budget,
                                 trainer.optimizer.pageEvictions))

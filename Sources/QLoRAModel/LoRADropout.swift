@@ -1,5 +1,5 @@
 import QLoRACore
-import QLoRAModel
+
 
 /// LoRA dropout (Hu et al. 2021, as PEFT applies it): the input of each adapter's branch, never the base path, is
 /// multiplied by a keep mask scaled by `1/(1 − p)` (inverted dropout), with a separate mask per module as PEFT
@@ -9,9 +9,9 @@ import QLoRAModel
 /// `mix(stepSeed, l, p)`. The backward (and a checkpointed block's recompute) replays exactly the forward's mask
 /// from the seed, as does a resumed run from the step's seed. PyTorch's generator differs, so masks match PEFT's
 /// in distribution only.
-enum LoRADropout {
+public enum LoRADropout {
     /// The mask of layer `layer`, projection `projection` in the micro-batch seeded `stepSeed`.
-    static func mask(probability: Double, stepSeed: UInt64, layer: Int, projection: Projection) -> DropoutMask {
+    public static func mask(probability: Double, stepSeed: UInt64, layer: Int, projection: Projection) -> DropoutMask {
         // SplitMix64-style mix of (step seed, layer, projection) into one key.
         var z = stepSeed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(layer * 8 + projection.index + 1)
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

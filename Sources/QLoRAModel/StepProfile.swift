@@ -2,7 +2,7 @@ import Dispatch
 
 /// Wall time spent in each part of training steps (for `qlora bench train`'s profile of where the time goes).
 ///
-/// A model with a profile attached (`LoRALlama.profile`) adds the time of every op it runs to the op's part.
+/// A model with a profile attached (`LlamaModel.profile`) adds the time of every op it runs to the op's part.
 /// One model, one caller: parts are timed from the calling thread (the backend's own threads run inside them).
 public final class StepProfile: @unchecked Sendable {
     public enum Part: String, CaseIterable, Sendable {
