@@ -44,7 +44,6 @@ static void dequant_avx2(const uint8_t *p, const float *codebook, float scale, i
 #endif
 
 static int detected_path = -1;
-static int forced_path = -1;
 
 static int detect(void) {
 #ifdef QLK_X86
@@ -54,17 +53,19 @@ static int detect(void) {
     return 0;
 }
 
-int qlk_dequant4_path(void) {
+int qlk_detected_path(void) {
     if (detected_path < 0) detected_path = detect();
-    if (forced_path >= 0 && forced_path <= detected_path) return forced_path;
     return detected_path;
 }
 
-void qlk_force_path(int path) { forced_path = path; }
+int qlk_usable_path(int path) {
+    const int detected = qlk_detected_path();
+    return path >= 0 && path < detected ? path : detected;
+}
 
 void qlk_dequant4(const uint8_t *packed, const float *codebook, const float *scales, int64_t blocksize,
-                  int64_t start, int64_t count, float *out) {
-    const int path = qlk_dequant4_path();
+                  int64_t start, int64_t count, float *out, int path_choice) {
+    const int path = qlk_usable_path(path_choice);
     const int64_t end = start + count;
     const int64_t firstBlock = start / blocksize;
     int64_t j = start;

@@ -58,10 +58,10 @@ static void dropout_avx2(const float *src, float *dst, int64_t n, uint64_t start
 }
 #endif
 
-void qlk_dropout(const float *src, float *dst, int64_t n, uint64_t start, uint64_t key, uint32_t threshold, float scale) {
+void qlk_dropout(const float *src, float *dst, int64_t n, uint64_t start, uint64_t key, uint32_t threshold, float scale, int path) {
     const uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
 #ifdef QLK_X86
-    if (qlk_dequant4_path() == 1) {
+    if (qlk_usable_path(path) == 1) {
         dropout_avx2(src, dst, n, start, k0, k1, threshold, scale);
         return;
     }

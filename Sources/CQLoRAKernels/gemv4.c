@@ -161,7 +161,7 @@ static void gemv4_avx2(const qlk_fourbit *w, const float *x, float *y, int64_t r
 }
 #endif
 
-void qlk_gemv4(const qlk_fourbit *w, const float *x, float *y, int64_t row_begin, int64_t row_end, int accumulate) {
+void qlk_gemv4(const qlk_fourbit *w, const float *x, float *y, int64_t row_begin, int64_t row_end, int accumulate, int path) {
     const int64_t k = w->cols, bs = w->blocksize;
     if (row_end <= row_begin || k <= 0) return;
     const int64_t b0 = row_begin * k / bs, blocks = (row_end * k + bs - 1) / bs - b0;
@@ -169,7 +169,7 @@ void qlk_gemv4(const qlk_fourbit *w, const float *x, float *y, int64_t row_begin
     float *sc = blocks <= 2048 ? scaleBuffer : (float *)malloc((size_t)blocks * sizeof(float));
     expand_scales(w, b0, blocks, sc);
 #ifdef QLK_X86
-    if (qlk_dequant4_path() == 1 && bs % 32 == 0 && k >= 32) {
+    if (qlk_usable_path(path) == 1 && bs % 32 == 0 && k >= 32) {
         gemv4_avx2(w, x, y, row_begin, row_end, accumulate, sc, b0);
         if (sc != scaleBuffer) free(sc);
         return;
@@ -223,11 +223,11 @@ static float row_i8_avx2(const int8_t *q, const float *d, const float *x, int64_
 }
 #endif
 
-void qlk_gemv_i8(const int8_t *q, const float *d, int64_t cols, const float *x, float *y, int64_t row_begin, int64_t row_end) {
+void qlk_gemv_i8(const int8_t *q, const float *d, int64_t cols, const float *x, float *y, int64_t row_begin, int64_t row_end, int path) {
     const int64_t blocks = cols / 32;
     for (int64_t r = row_begin; r < row_end; r++) {
 #ifdef QLK_X86
-        if (qlk_dequant4_path() == 1) {
+        if (qlk_usable_path(path) == 1) {
             y[r] = row_i8_avx2(q + r * cols, d + r * blocks, x, cols);
             continue;
         }

@@ -233,9 +233,9 @@ static void swiglu_avx2(const float *gate, const float *up, float *out, int64_t 
 // ------------------------------------------------------------------------------------------------ dispatch
 
 void qlk_rmsnorm_backward_row(const float *dy, const float *x, const float *weight, float *dx, float *dweight, int64_t dim,
-                              float eps, int accumulate) {
+                              float eps, int accumulate, int path) {
 #ifdef QLK_X86
-    if (qlk_dequant4_path() == 1) {
+    if (qlk_usable_path(path) == 1) {
         rmsnorm_backward_row_avx2(dy, x, weight, dx, dweight, dim, eps, accumulate);
         return;
     }
@@ -243,16 +243,16 @@ void qlk_rmsnorm_backward_row(const float *dy, const float *x, const float *weig
     rmsnorm_backward_row_scalar(dy, x, weight, dx, dweight, dim, eps, accumulate);
 }
 
-float qlk_exp_shifted_sum(const float *src, float *dst, int64_t n, float shift) {
+float qlk_exp_shifted_sum(const float *src, float *dst, int64_t n, float shift, int path) {
 #ifdef QLK_X86
-    if (qlk_dequant4_path() == 1) return exp_shifted_sum_avx2(src, dst, n, shift);
+    if (qlk_usable_path(path) == 1) return exp_shifted_sum_avx2(src, dst, n, shift);
 #endif
     return exp_shifted_sum_scalar(src, dst, n, shift);
 }
 
-void qlk_scale(float *p, int64_t n, float s) {
+void qlk_scale(float *p, int64_t n, float s, int path) {
 #ifdef QLK_X86
-    if (qlk_dequant4_path() == 1) {
+    if (qlk_usable_path(path) == 1) {
         scale_avx2(p, n, s);
         return;
     }
@@ -260,9 +260,9 @@ void qlk_scale(float *p, int64_t n, float s) {
     for (int64_t i = 0; i < n; i++) p[i] *= s;
 }
 
-void qlk_softmax_backward_row(float *p, float *ds, int64_t n, float lse, float delta, float scale) {
+void qlk_softmax_backward_row(float *p, float *ds, int64_t n, float lse, float delta, float scale, int path) {
 #ifdef QLK_X86
-    if (qlk_dequant4_path() == 1) {
+    if (qlk_usable_path(path) == 1) {
         softmax_backward_row_avx2(p, ds, n, lse, delta, scale);
         return;
     }
@@ -274,9 +274,9 @@ void qlk_softmax_backward_row(float *p, float *ds, int64_t n, float lse, float d
     }
 }
 
-void qlk_swiglu_backward(const float *dy, const float *gate, const float *up, float *dgate, float *dup, int64_t n) {
+void qlk_swiglu_backward(const float *dy, const float *gate, const float *up, float *dgate, float *dup, int64_t n, int path) {
 #ifdef QLK_X86
-    if (qlk_dequant4_path() == 1) {
+    if (qlk_usable_path(path) == 1) {
         swiglu_backward_avx2(dy, gate, up, dgate, dup, n);
         return;
     }
@@ -289,9 +289,9 @@ void qlk_swiglu_backward(const float *dy, const float *gate, const float *up, fl
     }
 }
 
-void qlk_swiglu(const float *gate, const float *up, float *out, int64_t n) {
+void qlk_swiglu(const float *gate, const float *up, float *out, int64_t n, int path) {
 #ifdef QLK_X86
-    if (qlk_dequant4_path() == 1) {
+    if (qlk_usable_path(path) == 1) {
         swiglu_avx2(gate, up, out, n);
         return;
     }

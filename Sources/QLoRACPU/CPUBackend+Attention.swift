@@ -77,8 +77,8 @@ extension CPUBackend {
                         let j = idx / n, t = idx % n
                         let row = scoresP.base + j * square + t * n
                         let m = CPUKernels.maximum(row, t + 1)
-                        let sum = qlk_exp_shifted_sum(row, row, Int64(t + 1), m)
-                        qlk_scale(row, Int64(t + 1), 1 / sum)
+                        let sum = qlk_exp_shifted_sum(row, row, Int64(t + 1), m, kernels.code)
+                        qlk_scale(row, Int64(t + 1), 1 / sum, kernels.code)
                         (row + t + 1).update(repeating: 0, count: n - t - 1)
                         lseP?.base[(a + t) * heads + h0 + j] = m + Foundation.log(sum)
                     }
@@ -133,7 +133,7 @@ extension CPUBackend {
                         let o = (a + t) * qStride + h * d
                         let delta = CPUKernels.dot(dOut + o, out + o, d)
                         // P = exp(S − lse), dS = P ⊙ (dP − Δ) · scale (the scale of dQ and dK folded in)
-                        qlk_softmax_backward_row(p, ds, Int64(t + 1), logsumexp[(a + t) * heads + h], delta, scale)
+                        qlk_softmax_backward_row(p, ds, Int64(t + 1), logsumexp[(a + t) * heads + h], delta, scale, kernels.code)
                         (p + t + 1).update(repeating: 0, count: n - t - 1)
                         (ds + t + 1).update(repeating: 0, count: n - t - 1)
                     }
@@ -176,7 +176,7 @@ extension CPUBackend {
                 let kvh = h / group
                 qlk_attn_scores(q + h * d, k + kvh * d, Int64(kvStride), Int64(d), Int64(total), scale, scores)
                 let m = CPUKernels.maximum(scores, total)
-                let sum = qlk_exp_shifted_sum(scores, scores, Int64(total), m)
+                let sum = qlk_exp_shifted_sum(scores, scores, Int64(total), m, kernels.code)
                 qlk_attn_values(scores, v + kvh * d, Int64(kvStride), Int64(d), Int64(total), 1 / sum, out + h * d)
             }
         }

@@ -28,14 +28,14 @@ extension CPUBackend {
     }
 
     public func scale(_ x: UnsafeMutablePointer<Float>, by s: Float, count: Int) {
-        Parallel.forEachRange(count, parts: parts(count)) { r in qlk_scale(x + r.lowerBound, Int64(r.count), s) }
+        Parallel.forEachRange(count, parts: parts(count)) { r in qlk_scale(x + r.lowerBound, Int64(r.count), s, kernels.code) }
     }
 
     /// `qlk_dropout` (AVX2 or portable, identical bits) over chunks of the stream on every thread.
     public func dropout(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count: Int, mask: DropoutMask) {
         Parallel.forEachRange(count, parts: parts(count)) { r in
             qlk_dropout(src + r.lowerBound, dst + r.lowerBound, Int64(r.count), UInt64(r.lowerBound), mask.key, mask.threshold,
-                        mask.scale)
+                        mask.scale, kernels.code)
         }
     }
 

@@ -25,7 +25,7 @@ extension CPUBackend {
             pw?.update(repeating: 0, count: dim)
             for r in range {
                 qlk_rmsnorm_backward_row(dy + r * dim, x + r * dim, weight, dxP.base + r * dim, pw, Int64(dim), eps,
-                                         accumulate ? 1 : 0)
+                                         accumulate ? 1 : 0, kernels.code)
             }
         }
         if let dWeight, let partial {
@@ -57,7 +57,7 @@ extension CPUBackend {
         let dg = SharedPointer(dGate), du = SharedPointer(dUp)
         CPUKernels.parallelChunks(count, chunk: 1 << 14, threads: threads) { range in
             let i = range.lowerBound
-            qlk_swiglu_backward(dOut + i, gate + i, up + i, dg.base + i, du.base + i, Int64(range.count))
+            qlk_swiglu_backward(dOut + i, gate + i, up + i, dg.base + i, du.base + i, Int64(range.count), kernels.code)
         }
     }
 
@@ -84,9 +84,9 @@ extension CPUBackend {
                 let zy = z[y]
                 let m = CPUKernels.maximum(z, vocab)
                 // One exp per logit: e = exp(z − m) goes into the gradient row, which is then scaled.
-                let sum = qlk_exp_shifted_sum(z, g, Int64(vocab), m)
+                let sum = qlk_exp_shifted_sum(z, g, Int64(vocab), m, kernels.code)
                 if let g {
-                    qlk_scale(g, Int64(vocab), gradScale / sum)
+                    qlk_scale(g, Int64(vocab), gradScale / sum, kernels.code)
                     g[y] -= gradScale
                 }
                 lossP.base[r] = Double(m) + Foundation.log(Double(sum)) - Double(zy)

@@ -9,13 +9,18 @@ import Synchronization
 /// chosen from cpuid (`GEMMKernel` describes them; `GEMMKernel.configure` changes the choice).
 public struct CPUBackend: HostBackend {
     public let threads: Int
+    /// The SIMD path of this backend's own kernels (the same bits on every path; tests and benchmarks compare them).
+    public let kernels: KernelPath
 
     /// OpenBLAS's thread count is one process-wide setting: the first backend created sets it, later ones
     /// leave it alone. Changing it while another thread is inside sgemm (two backends in one process, e.g.
     /// concurrent tests) changed results in the last bits, which breaks bit-exact resume. `threads` still
-    /// sets this backend's own parallel splits.
-    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+    /// sets this backend's own parallel splits. `kernels` defaults to the best path this CPU has (a path it lacks
+    /// runs as that one).
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, kernels: KernelPath? = nil) {
         self.threads = max(1, threads)
+        let best = KernelPath.detected
+        self.kernels = kernels.map { $0 == .avx2 ? best : $0 } ?? best
         if CPUBackend.openBLASConfigured.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
             openblas_set_num_threads(Int32(self.threads))
         }
@@ -128,7 +133,7 @@ public struct CPUBackend: HostBackend {
     /// Elementwise, so the split into threads does not change any bit (AVX2 and portable paths agree too).
     public func swiglu(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int) {
         Parallel.forEachRange(count, parts: count >= 1 << 16 ? threads : 1) { r in
-            qlk_swiglu(gate + r.lowerBound, up + r.lowerBound, out + r.lowerBound, Int64(r.count))
+            qlk_swiglu(gate + r.lowerBound, up + r.lowerBound, out + r.lowerBound, Int64(r.count), kernels.code)
         }
     }
 

@@ -13,13 +13,13 @@ extension FourBitKernels {
 
     /// `y[n] (+)= dequant(w) · x[k]` for the 2-D tensor `w [n, k]`, rows split across up to `threads` threads.
     public static func gemv(_ w: FourBitTensor, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, accumulate: Bool,
-                            threads: Int) {
+                            threads: Int, path: KernelPath = .detected) {
         let (n, k) = w.matrixShape
         guard n > 0 else { return }
         let parts = max(1, min(threads, n * k / gemvWeightsPerThread))
         withDescriptor(w) { desc in
             Parallel.forEachRange(n, parts: parts) { rows in
-                qlk_gemv4(desc, x, y, Int64(rows.lowerBound), Int64(rows.upperBound), accumulate ? 1 : 0)
+                qlk_gemv4(desc, x, y, Int64(rows.lowerBound), Int64(rows.upperBound), accumulate ? 1 : 0, path.code)
             }
         }
     }
@@ -28,7 +28,7 @@ extension FourBitKernels {
     /// dequant(ws[i]) · xs[i]`, the rows of all of them split between the threads together, so a step pays one
     /// thread dispatch instead of one per matrix. Each output row is the same as `gemv` computes.
     public static func gemv(_ ws: [FourBitTensor], _ xs: [UnsafePointer<Float>], _ ys: [UnsafeMutablePointer<Float>],
-                            accumulate: Bool, threads: Int) {
+                            accumulate: Bool, threads: Int, path: KernelPath = .detected) {
         precondition(ws.count == xs.count && ws.count == ys.count)
         let rows = ws.map { $0.matrixShape.rows }
         let total = rows.reduce(0, +), weights = ws.reduce(0) { $0 + $1.count }
@@ -41,7 +41,7 @@ extension FourBitKernels {
                     var first = 0
                     for i in 0..<rows.count {
                         let lo = max(range.lowerBound, first) - first, hi = min(range.upperBound, first + rows[i]) - first
-                        if lo < hi { qlk_gemv4(d.baseAddress! + i, xs[i], ys[i], Int64(lo), Int64(hi), accumulate ? 1 : 0) }
+                        if lo < hi { qlk_gemv4(d.baseAddress! + i, xs[i], ys[i], Int64(lo), Int64(hi), accumulate ? 1 : 0, path.code) }
                         first += rows[i]
                     }
                 }

@@ -25,7 +25,7 @@ extension CPUBackend {
         guard m > 0, n > 0, k > 0 else { return }
         if m == 1 {
             // Decoding: the fused 4-bit GEMV (FourBitGEMV.swift) reads codes and scales in place.
-            FourBitKernels.gemv(w, x, y, accumulate: accumulate, threads: threads)
+            FourBitKernels.gemv(w, x, y, accumulate: accumulate, threads: threads, path: kernels)
             return
         }
         let scales = w.scales(ofBlocks: 0..<w.blockCount)
@@ -37,7 +37,7 @@ extension CPUBackend {
         while n0 < n {
             let tn = min(tileRows, n - n0)
             FourBitKernels.dequantizeRows(w, scales: scales, codebook: book, rows: n0..<(n0 + tn), columns: 0..<k,
-                                          into: slab, threads: threads)
+                                          into: slab, threads: threads, path: kernels)
             cblas_sgemm(Int32(QLoRACBLASRowMajor.rawValue), Int32(QLoRACBLASNoTrans.rawValue), Int32(QLoRACBLASTrans.rawValue),
                         Int32(m), Int32(tn), Int32(k), 1, x, Int32(k), slab, Int32(k), accumulate ? 1 : 0, y + n0, Int32(n))
             n0 += tn
@@ -57,7 +57,7 @@ extension CPUBackend {
         while k0 < k {
             let kc = min(slabColumns, k - k0)
             FourBitKernels.dequantizeRows(w, scales: scales, codebook: book, rows: 0..<n, columns: k0..<(k0 + kc),
-                                          into: slab, threads: threads)
+                                          into: slab, threads: threads, path: kernels)
             cblas_sgemm(Int32(QLoRACBLASRowMajor.rawValue), Int32(QLoRACBLASNoTrans.rawValue), Int32(QLoRACBLASNoTrans.rawValue),
                         Int32(m), Int32(kc), Int32(n), 1, dy, Int32(n), slab, Int32(kc), accumulate ? 1 : 0, dx + k0, Int32(k))
             k0 += kc
@@ -70,7 +70,8 @@ public enum FourBitKernels {
     /// Dequantizes the sub-matrix `rows × columns` of the 2-D tensor `w` into `out` (row-major,
     /// `columns.count` floats per row). `scales` holds every block's float32 scale.
     public static func dequantizeRows(_ w: FourBitTensor, scales: [Float], codebook: [Float], rows: Range<Int>,
-                                      columns: Range<Int>, into out: UnsafeMutablePointer<Float>, threads: Int) {
+                                      columns: Range<Int>, into out: UnsafeMutablePointer<Float>, threads: Int,
+                                      path: KernelPath = .detected) {
         let k = w.shape.count == 2 ? w.shape[1] : w.count
         let width = columns.count, bs = w.blocksize
         w.packed.withUnsafeBufferPointer { packed in
@@ -81,7 +82,7 @@ public enum FourBitKernels {
                         for r in part {
                             let start = r * k + columns.lowerBound
                             qlk_dequant4(p, b, s + start / bs, Int64(bs), Int64(start), Int64(width),
-                                         out + (r - rows.lowerBound) * width)
+                                         out + (r - rows.lowerBound) * width, path.code)
                         }
                     }
                     let parts = rows.count * width >= 32768 ? max(1, threads) : 1
@@ -94,19 +95,19 @@ public enum FourBitKernels {
     }
 
     /// Dequantizes the whole tensor to float32 (SIMD, threaded).
-    public static func dequantize(_ w: FourBitTensor, threads: Int = 1) -> [Float] {
+    public static func dequantize(_ w: FourBitTensor, threads: Int = 1, path: KernelPath = .detected) -> [Float] {
         var out = [Float](repeating: 0, count: w.count)
         let scales = w.scales(ofBlocks: 0..<w.blockCount)
         out.withUnsafeMutableBufferPointer { o in
             if w.shape.count == 2 {
                 dequantizeRows(w, scales: scales, codebook: w.type.codebook, rows: 0..<w.shape[0], columns: 0..<w.shape[1],
-                               into: o.baseAddress!, threads: threads)
+                               into: o.baseAddress!, threads: threads, path: path)
             } else {
                 w.packed.withUnsafeBufferPointer { p in
                     scales.withUnsafeBufferPointer { s in
                         w.type.codebook.withUnsafeBufferPointer { b in
                             qlk_dequant4(p.baseAddress!, b.baseAddress!, s.baseAddress!, Int64(w.blocksize), 0, Int64(w.count),
-                                         o.baseAddress!)
+                                         o.baseAddress!, path.code)
                         }
                     }
                 }
@@ -115,13 +116,23 @@ public enum FourBitKernels {
         return out
     }
 
-    /// The SIMD path in use: "avx2" or "scalar".
-    public static var path: String { ["scalar", "avx2"][Int(qlk_dequant4_path())] }
+    /// The best SIMD path of this CPU: "avx2" or "scalar".
+    public static var path: String { KernelPath.detected.rawValue }
+}
 
-    /// Forces a path for tests/benchmarks ("scalar", "avx2"); nil restores the automatic choice.
-    public static func force(_ path: String?) {
-        qlk_force_path(Int32(path.flatMap { ["scalar", "avx2"].firstIndex(of: $0) } ?? -1))
-    }
+/// Which SIMD path the CPU backend's kernels (Sources/CQLoRAKernels) take. Every path gives the same bits; the
+/// choice is the backend's (`CPUBackend(kernels:)`), passed to each kernel call, never a process-wide switch.
+public enum KernelPath: String, Sendable, CaseIterable {
+    /// Portable C.
+    case scalar
+    /// AVX2 + FMA (x86-64).
+    case avx2
+
+    /// The best path this CPU supports.
+    public static var detected: KernelPath { qlk_detected_path() == 1 ? .avx2 : .scalar }
+
+    /// The kernels' `path` argument (a path this CPU lacks runs as the detected one).
+    var code: Int32 { self == .avx2 ? 1 : 0 }
 }
 
 /// Reusable float buffers for slabs: allocating (and page-faulting) 2 MiB per linear call cost more system

@@ -1,4 +1,5 @@
 import Foundation
+import QLoRACore
 
 /// One multiple-choice question as token ids: a context and the continuations to rank.
 public struct ChoiceQuestionTokens: Sendable, Equatable {
@@ -66,26 +67,27 @@ public enum Scoring {
     }
 
     /// Summed negative log-likelihood and count of the scored rows of independent sequences (runs without
-    /// parents; row `t` predicts `targets[t]`), packed into forwards of about `rowsPerForward` rows.
+    /// parents; row `t` predicts `targets[t]`), packed as documents into forwards of about `rowsPerForward` rows,
+    /// each scored by the model's one loss computation (`LlamaModel.loss`, the training forward without dropout).
     public static func tokenLoss(_ model: LlamaModel, _ sequences: [ScoringBatch.Run], rowsPerForward: Int = defaultRowsPerForward,
                                  progress: (Int) -> Void = { _ in }) -> (sum: Double, count: Int) {
         var sum = 0.0, count = 0
         var start = 0
         while start < sequences.count {
-            var batch = ScoringBatch()
+            var tokens: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], documents: [Int32] = []
             var end = start
-            while end < sequences.count && (end == start || batch.rows + sequences[end].tokens.count <= rowsPerForward) {
-                precondition(sequences[end].parent == nil, "tokenLoss scores independent sequences")
-                batch.append(sequences[end])
+            while end < sequences.count && (end == start || tokens.count + sequences[end].tokens.count <= rowsPerForward) {
+                let run = sequences[end]
+                precondition(run.parent == nil, "tokenLoss scores independent sequences")
+                tokens += run.tokens.map { Int32($0) }
+                targets += run.targets.map { $0.map { Int32($0) } ?? CrossEntropy.ignoreIndex }
+                positions += (0..<run.tokens.count).map { Int32($0) }
+                documents += [Int32](repeating: Int32(end - start), count: run.tokens.count)
                 end += 1
             }
-            for run in model.logProbabilities(batch) {
-                for lp in run {
-                    guard let lp else { continue }
-                    sum -= lp
-                    count += 1
-                }
-            }
+            let part = model.loss(TrainingBatch(tokens: tokens, targets: targets, positions: positions, documents: documents))
+            sum += part.sum
+            count += part.count
             start = end
             progress(end)
         }

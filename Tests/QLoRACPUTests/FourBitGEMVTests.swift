@@ -38,10 +38,13 @@ import QLoRACPU
                                   options: FourBitOptions(type: c.type, blocksize: c.blocksize, doubleQuant: c.doubleQuant))
     }
 
-    private static func gemv(_ w: FourBitTensor, _ x: [Float], y0: [Float], accumulate: Bool, threads: Int) -> [Float] {
+    private static func gemv(_ w: FourBitTensor, _ x: [Float], y0: [Float], accumulate: Bool, threads: Int,
+                             path: KernelPath = .detected) -> [Float] {
         var y = y0
         x.withUnsafeBufferPointer { xb in
-            y.withUnsafeMutableBufferPointer { FourBitKernels.gemv(w, xb.baseAddress!, $0.baseAddress!, accumulate: accumulate, threads: threads) }
+            y.withUnsafeMutableBufferPointer {
+                FourBitKernels.gemv(w, xb.baseAddress!, $0.baseAddress!, accumulate: accumulate, threads: threads, path: path)
+            }
         }
         return y
     }
@@ -70,12 +73,9 @@ import QLoRACPU
     func avx2AndPortablePathsAreBitIdentical(_ c: Case) {
         let w = Self.tensor(c)
         let x = Self.random(c.k, seed: 7), y0 = Self.random(c.n, seed: 8)
-        defer { FourBitKernels.force(nil) }
         for accumulate in [false, true] {
-            FourBitKernels.force("avx2")
-            let fast = Self.gemv(w, x, y0: y0, accumulate: accumulate, threads: 2)
-            FourBitKernels.force("scalar")
-            let portable = Self.gemv(w, x, y0: y0, accumulate: accumulate, threads: 2)
+            let fast = Self.gemv(w, x, y0: y0, accumulate: accumulate, threads: 2, path: .avx2)
+            let portable = Self.gemv(w, x, y0: y0, accumulate: accumulate, threads: 2, path: .scalar)
             #expect(fast.map(\.bitPattern) == portable.map(\.bitPattern))
         }
     }
@@ -143,10 +143,8 @@ import QLoRACPU
             #expect(abs(Double(y[r]) - exact) <= 1e-5 * magnitude)
         }
         if FourBitKernels.path == "avx2" {
-            defer { FourBitKernels.force(nil) }
-            FourBitKernels.force("scalar")
             var portable = [Float](repeating: 0, count: rows)
-            copy.gemv(x, &portable, threads: 1)
+            copy.gemv(x, &portable, threads: 1, path: .scalar)
             #expect(portable.map(\.bitPattern) == y.map(\.bitPattern))
         }
         var other = w

@@ -199,7 +199,7 @@ import QLoRACore
         let logits = random(rows * vocab, &rng, scale: 30)
         let targets: [Int32] = (0..<rows).map { _ in Int32(rng.next() % UInt64(vocab)) }
         let q = random(rows * heads * headDim, &rng, scale: 3), k = random(q.count, &rng, scale: 3), v = random(q.count, &rng)
-        func run() -> [[Float]] {
+        func run(_ cpu: CPUBackend) -> [[Float]] {
             var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: dim)
             cpu.rmsNormBackward(dy, x: x, weight: w, dx: &dx, dWeight: &dw, rows: rows, dim: dim, eps: 1e-5, accumulate: false)
             var dg = dx, du = dx
@@ -214,10 +214,8 @@ import QLoRACore
                                   rows: rows, heads: heads, kvHeads: heads, headDim: headDim, scale: 0.4)
             return [dx, dw, dg, du, g, [Float(loss.sum)], out, lse, dq, dk, dv]
         }
-        FourBitKernels.force("scalar")
-        let portable = run()
-        FourBitKernels.force(nil)
-        let automatic = run()
+        let portable = run(CPUBackend(threads: 2, kernels: .scalar))
+        let automatic = run(CPUBackend(threads: 2))
         #expect(portable == automatic, "paths differ (automatic path: \(FourBitKernels.path))")
     }
 

@@ -132,24 +132,23 @@ import QLoRACPU
         }
     }
 
-    @Test(.serialized, arguments: ["scalar", "avx2"])
-    func simdDequantizeMatchesReferenceBitForBit(path: String) {
-        FourBitKernels.force(path)
-        defer { FourBitKernels.force(nil) }
+    @Test(arguments: KernelPath.allCases)
+    func simdDequantizeMatchesReferenceBitForBit(path: KernelPath) {
         for (rows, cols, bs) in [(33, 70, 64), (16, 576, 64), (7, 96, 32), (4, 4096, 4096), (1, 3, 64)] {
             let values = randomValues(rows * cols, seed: UInt64(rows * cols))
             for type in FourBitType.allCases {
                 let q = FourBitQuantizer.quantize(values, shape: [rows, cols],
                                                   options: FourBitOptions(type: type, blocksize: bs, doubleQuant: true))
                 let ref = FourBitQuantizer.dequantizeReference(q)
-                let fast = FourBitKernels.dequantize(q, threads: 2)
+                let fast = FourBitKernels.dequantize(q, threads: 2, path: path)
                 #expect(fast.map(\.bitPattern) == ref.map(\.bitPattern), "\(path) \(type) \(rows)x\(cols)")
                 // A sub-rectangle with odd offsets.
                 var sub = [Float](repeating: 0, count: 3 * 5)
                 if rows >= 4, cols >= 6 {
                     sub.withUnsafeMutableBufferPointer { o in
                         FourBitKernels.dequantizeRows(q, scales: q.scales(ofBlocks: 0..<q.blockCount), codebook: type.codebook,
-                                                      rows: 1..<4, columns: 1..<6, into: o.baseAddress!, threads: 1)
+                                                      rows: 1..<4, columns: 1..<6, into: o.baseAddress!, threads: 1,
+                                                      path: path)
                     }
                     let want = (1..<4).flatMap { r in (1..<6).map { c in ref[r * cols + c] } }
                     #expect(sub == want)
