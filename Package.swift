@@ -3,9 +3,9 @@ import PackageDescription
 
 // Module graph: each target lists exactly the modules it imports (Tests/QLoRACLITests/ArchitectureTests.swift
 // checks it); docs/ARCHITECTURE.md describes what each owns.
-//   qlora (CLI) ─► QLoRAPipeline ─┬─► QLoRABackends ─► QLoRACPU ─► COpenBLAS (system OpenBLAS), CQLoRAKernels
-//                                 ├─► QLoRATraining ─► QLoRAModel ─► QLoRATokenizer ─► QLoRAFormats ─► QLoRACore
-//                                 └─► QLoRAFormats ─► CArchive (system libarchive), CZlib, Crypto
+//   qlora (CLI) ─► QLoRABench ─► QLoRAPipeline ─┬─► QLoRABackends ─► QLoRACPU ─► COpenBLAS (system OpenBLAS), CQLoRAKernels
+//                                               ├─► QLoRATraining ─► QLoRAModel ─► QLoRATokenizer ─► QLoRAFormats ─► QLoRACore
+//                                               └─► QLoRAFormats ─► CArchive (system libarchive), CZlib, Crypto
 // QLoRAModel and QLoRATraining compute only through the `Backend` protocol (QLoRACore); the factory in
 // QLoRABackends is the one place that knows every backend.
 let package = Package(
@@ -44,8 +44,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        .target(name: "QLoRABench", dependencies: [
+            "QLoRABackends", "QLoRACPU", "QLoRACore", "QLoRAFormats", "QLoRAModel", "QLoRAPipeline", "QLoRATokenizer", "QLoRATraining",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "qlora", dependencies: [
-            "QLoRAPipeline", "QLoRAFormats", "QLoRACore", "QLoRATokenizer", "QLoRAModel", "QLoRACPU", "QLoRATraining", "QLoRABackends",
+            "QLoRABench", "QLoRAPipeline", "QLoRAFormats", "QLoRACore", "QLoRATokenizer", "QLoRAModel", "QLoRACPU", "QLoRABackends",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -14,7 +14,7 @@ public final class HostStorage: TensorStorage, @unchecked Sendable {
 
     init(zeroed count: Int, elementSize: Int) {
         let bytes = max(1, count * elementSize)
-        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 16)
         p.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         memory = .owned(p)
         capacity = count

@@ -15,13 +15,13 @@ public final class AdapterTensors: @unchecked Sendable {
     public let backend: any Backend
     /// `layers[i][projection]`, present for the adapted projections.
     public let layers: [[Projection: Pair]]
-    /// The shapes as host weights (all zeros), for names and sizes.
-    private let layout: LoRAWeights
+    /// Names and shapes, in `tensors` order.
+    public let tensorNames: [(name: String, layer: Int, projection: Projection, isA: Bool, shape: [Int])]
 
     /// `weights` uploaded to `backend`.
     public init(_ weights: LoRAWeights, backend: any Backend) {
         self.backend = backend
-        layout = LoRAWeights(layers: weights.layers.map { $0.mapValues { .zeros(rank: $0.rank, inFeatures: $0.inFeatures, outFeatures: $0.outFeatures) } })
+        tensorNames = weights.tensorNames
         layers = weights.layers.map { layer in
             layer.mapValues { p in
                 Pair(a: backend.upload(p.a, shape: [p.rank, p.inFeatures]), b: backend.upload(p.b, shape: [p.outFeatures, p.rank]))
@@ -30,8 +30,12 @@ public final class AdapterTensors: @unchecked Sendable {
     }
 
     /// Zero tensors shaped like `other` (gradient accumulators, moments).
-    public convenience init(zerosLike other: AdapterTensors) {
-        self.init(other.layout, backend: other.backend)
+    public init(zerosLike other: AdapterTensors) {
+        backend = other.backend
+        tensorNames = other.tensorNames
+        layers = other.layers.map { layer in
+            layer.mapValues { Pair(a: other.backend.allocate($0.a.shape, .f32), b: other.backend.allocate($0.b.shape, .f32)) }
+        }
     }
 
     /// Every tensor in `LoRAWeights.tensorNames` order (layer, projection, A before B).
@@ -39,21 +43,16 @@ public final class AdapterTensors: @unchecked Sendable {
         layers.flatMap { layer in Projection.allCases.compactMap { layer[$0] }.flatMap { [$0.a, $0.b] } }
     }
 
-    /// Names and shapes, in `tensors` order.
-    public var tensorNames: [(name: String, layer: Int, projection: Projection, isA: Bool, shape: [Int])] { layout.tensorNames }
-
-    public var parameterCount: Int { layout.parameterCount }
+    public var parameterCount: Int { tensors.reduce(0) { $0 + $1.count } }
 
     /// The values as host arrays.
     public func download() -> LoRAWeights {
-        var w = layout
-        var i = 0
-        let ts = tensors
-        w.forEachTensor { values in
-            values = backend.download(ts[i])
-            i += 1
-        }
-        return w
+        LoRAWeights(layers: layers.map { layer in
+            layer.mapValues { p in
+                LoRAPair(rank: p.rank, inFeatures: p.a.shape[1], outFeatures: p.b.shape[0], a: backend.download(p.a),
+                         b: backend.download(p.b))
+            }
+        })
     }
 
     /// Overwrites every tensor with `weights` (same shapes).

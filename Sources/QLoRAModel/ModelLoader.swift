@@ -120,3 +120,22 @@ public enum ModelLoader {
                             finalNorm: try tensor(global("model.norm.weight")), lmHead: lmHead)
     }
 }
+
+extension LoadedModel {
+    /// This model with its dense projections quantized to 4 bits in memory, on the same backend (the tokenizer
+    /// unchanged).
+    public func quantized(_ options: FourBitOptions) -> LoadedModel {
+        var copy = self
+        copy.model = LlamaModel(config: model.config, weights: model.weights.quantized(options), backend: model.backend)
+        return copy
+    }
+
+    /// The ids of `prompt`: the raw text with the tokenizer's special tokens, or, with `chat`, the text rendered as one
+    /// user turn by the model's chat template with the generation prompt.
+    public func promptIDs(_ prompt: String, chat: Bool) throws -> [Int] {
+        guard chat else { return tokenizer.encode(prompt, addSpecialTokens: true) }
+        let formatter = try ChatFormatter(tokenizer: tokenizer, choice: "model")
+        let text = try formatter.render([Example.Message(role: .user, content: prompt)], addGenerationPrompt: true)
+        return tokenizer.encode(text, addSpecialTokens: false)
+    }
+}

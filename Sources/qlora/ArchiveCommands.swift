@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import QLoRAFormats
+import QLoRAPipeline
 
 struct UnpackCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

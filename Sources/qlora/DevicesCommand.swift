@@ -82,8 +82,3 @@ struct DeviceReport: Encodable {
         return lines.joined(separator: "\n")
     }
 }
-
-/// The line every bench prints near its header: the GEMM library and kernel set in use, and who chose it.
-func printGEMMKernelLine() {
-    do { print("GEMM: " + (try GEMMKernel.current()).summary) } catch { print("GEMM: unavailable: \(error)") }
-}

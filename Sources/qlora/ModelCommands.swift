@@ -12,10 +12,7 @@ func loadModel(_ path: String, backend choice: BackendChoice = .auto, threads: I
     do {
         let backend = try Backends.make(choice, threads: threads).backend
         var loaded = try ModelLoader.load(path: path, tokenizer: tokenizer, backend: backend)
-        if let quantize {
-            let m = loaded.model
-            loaded.model = LlamaModel(config: m.config, weights: m.weights.quantized(quantize), backend: backend)
-        }
+        if let quantize { loaded = loaded.quantized(quantize) }
         if let adapter {
             // A package archive is unpacked safely and verified first; a plain PEFT directory is used as it is.
             let opened = try openAdapter(adapter)
@@ -31,12 +28,7 @@ func loadModel(_ path: String, backend choice: BackendChoice = .auto, threads: I
 
 /// The prompt's ids: raw text, or rendered with the model's chat template (generation prompt on).
 func promptIDs(_ loaded: LoadedModel, prompt: String, chat: Bool) throws -> [Int] {
-    guard chat else { return loaded.tokenizer.encode(prompt, addSpecialTokens: true) }
-    do {
-        let formatter = try ChatFormatter(tokenizer: loaded.tokenizer, choice: "model")
-        let text = try formatter.render([Example.Message(role: .user, content: prompt)], addGenerationPrompt: true)
-        return loaded.tokenizer.encode(text, addSpecialTokens: false)
-    } catch {
+    do { return try loaded.promptIDs(prompt, chat: chat) } catch {
         printError("error: chat template: \(error)")
         throw ExitCode(1)
     }

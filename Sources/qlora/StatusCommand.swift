@@ -59,11 +59,3 @@ struct StatusCommand: ParsableCommand {
         if status.stages.contains(where: { ["modified", "failed", "incomplete"].contains($0.state) }) { throw ExitCode(1) }
     }
 }
-
-func formatBytes(_ n: Int64) -> String {
-    let x = Double(n)
-    if x >= 1e9 { return String(format: "%.2f GB", x / 1e9) }
-    if x >= 1e6 { return String(format: "%.1f MB", x / 1e6) }
-    if x >= 1e3 { return String(format: "%.1f kB", x / 1e3) }
-    return "\(n) B"
-}

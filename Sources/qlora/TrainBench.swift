@@ -1,10 +1,6 @@
 import ArgumentParser
-import Foundation
 import QLoRABackends
-import QLoRACore
-import QLoRACPU
-import QLoRAModel
-import QLoRATraining
+import QLoRABench
 
 struct TrainBench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,7 +13,7 @@ struct TrainBench: ParsableCommand {
             0.01). Gradient checkpointing on and off. 1 warm-up step, then the median of --steps steps; tokens/s = \
             batch·seq / median step time.
 
-            Ours: the GGUF is loaded, quantized in memory (FourBitOptions()), and trained with LoRALlama; each \
+            Ours: the GGUF is loaded, quantized in memory (FourBitOptions()), and trained as an adapted LlamaModel; each \
             configuration runs in a child process (`bench train --child`), so its peak RSS (VmHWM) is its own. \
             "train peak" is VmHWM reset (/proc/self/clear_refs) after setup, i.e. the training steps' own peak. \
             Peer: scripts/reference/train_peer.py run with --python on the fp32 HF copy (--peer-model), one process \
@@ -37,247 +33,57 @@ struct TrainBench: ParsableCommand {
             """)
 
     @Option(help: "Our model: a .gguf file or HF directory (quantized to NF4 + double quant in memory).")
-    var model: String = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    var model: String = TrainBenchmark().model
 
     @Option(help: "HF model directory (fp32) for the peer.")
-    var peerModel: String = "models/SmolLM2-135M-Instruct"
+    var peerModel: String = TrainBenchmark().peerModel
 
     @Option(help: "Python with torch + transformers + peft + bitsandbytes.")
-    var python: String = ".venv-torch/bin/python"
+    var python: String = TrainBenchmark().python
 
     @Flag(help: "Skip the peer.")
     var noPeer = false
 
     @Option(help: "Tokens per sequence.")
-    var seq = 256
+    var seq: Int = TrainBenchmark().seq
 
     @Option(help: "Sequences per step.")
-    var batch = 4
+    var batch: Int = TrainBenchmark().batch
 
     @Option(help: "Timed steps (median reported), after one warm-up step.")
-    var steps = 3
+    var steps: Int = TrainBenchmark().steps
 
     @Option(help: "Threads (default: all cores); the peer uses the same number.")
     var threads: Int?
 
     @Option(help: "Gradient checkpointing settings to run: on, off or both.")
-    var checkpointing: String = "both"
+    var checkpointing: String = TrainBenchmark().checkpointing
 
     @Option(help: "Our backend: auto, cpu or reference.")
-    var backend: BackendChoice = .auto
+    var backend: BackendChoice = TrainBenchmark().backend
 
     @Flag(help: .hidden)
     var child = false
 
     func validate() throws {
-        guard ["on", "off", "both"].contains(checkpointing) else { throw ValidationError("--checkpointing must be on, off or both") }
-        guard seq > 1, batch > 0, steps > 0 else { throw ValidationError("--seq > 1, --batch > 0 and --steps > 0") }
+        do { try benchmark.validate() } catch { throw ValidationError("\(error)") }
     }
 
-    func run() throws {
-        let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
-        if child { return try runChild(threads: threads, checkpointing: checkpointing == "on") }
-        let settings = checkpointing == "both" ? [true, false] : [checkpointing == "on"]
-        let loadStart = loadAverage()
-        print(String(format: "train benchmark: seq %d × batch %d, %d thread(s), 1 warm-up + median of %d steps; load average %@ at start",
-                     seq, batch, threads, steps, loadStart))
-        print("our backend: \(try Backends.make(backend, threads: threads).summary)")
+    func run() throws { try benchmark.run() }
 
-        let ceiling = sgemmCeiling(threads: threads)
-        print(String(format: "sgemm ceiling (2048³ through CPUBackend.matmulTransposed, median of 5): %.1f GFLOP/s", ceiling))
-        printGEMMKernelLine()
-
-        var rows: [(name: String, r: [String: Any])] = []
-        for on in settings {
-            let name = "qlora  NF4+DQ fp32, checkpointing \(on ? "on " : "off")"
-            do { rows.append((name, try runOurs(threads: threads, checkpointing: on))) } catch {
-                print("\(name): failed: \(error)")
-            }
-        }
-        var peerRows: [(name: String, r: [String: Any])] = []
-        if !noPeer {
-            for on in settings {
-                let name = "peer   NF4+DQ fp32, checkpointing \(on ? "on " : "off")"
-                if let r = runPeer(threads: threads, checkpointing: on) { peerRows.append((name, r)) }
-            }
-        }
-        // The same FLOP count for both sides (it depends only on the shapes and the checkpointing setting).
-        let flops = rows.first.flatMap { $0.r["flops_per_step_no_recompute"] as? Double }
-        let recompute = rows.first.flatMap { $0.r["flops_recompute"] as? Double } ?? 0
-
-        print("")
-        print("configuration                            tokens/s   step s   peak RSS train peak    GFLOP/s of ceiling")
-        for (name, r) in rows + peerRows {
-            let tps = r["tokens_per_s"] as? Double ?? 0
-            let stepSeconds = Double(seq * batch) / max(tps, 1e-9)
-            let on = r["gradient_checkpointing"] as? Bool ?? false
-            let f = flops.map { $0 + (on ? recompute : 0) }
-            let gflops = f.map { $0 / stepSeconds / 1e9 }
-            let peak = (r["peak_rss_bytes"] as? NSNumber)?.int64Value ?? 0
-            let trainPeak = (r["train_peak_rss_bytes"] as? NSNumber)?.int64Value
-            let cells: [String] = [formatBytes(peak), trainPeak.map(formatBytes) ?? "-", gflops.map { String(format: "%.1f", $0) } ?? "-",
-                                   gflops.map { String(format: "%.0f%%", $0 / ceiling * 100) } ?? "-"]
-            var line = name.padding(toLength: 40, withPad: " ", startingAt: 0) + String(format: "%8.1f %8.2f", tps, stepSeconds)
-            for cell in cells { line += String(repeating: " ", count: max(1, 11 - cell.count)) + cell }
-            print(line)
-        }
-        for on in settings {
-            let tag = "checkpointing \(on ? "on " : "off")"
-            guard let o = rows.first(where: { $0.name.hasSuffix(tag) })?.r, let p = peerRows.first(where: { $0.name.hasSuffix(tag) })?.r,
-                  let ot = o["tokens_per_s"] as? Double, let pt = p["tokens_per_s"] as? Double,
-                  let orss = (o["peak_rss_bytes"] as? NSNumber)?.doubleValue, let prss = (p["peak_rss_bytes"] as? NSNumber)?.doubleValue
-            else { continue }
-            print(String(format: "%@: ours / peer tokens/s %.2fx, peak RSS %.2fx", tag, ot / pt, orss / prss))
-        }
-        let bestPeer = peerRows.compactMap { $0.r["tokens_per_s"] as? Double }.max()
-        let bestOurs = rows.compactMap { $0.r["tokens_per_s"] as? Double }.max()
-        if let bestPeer, let bestOurs {
-            print(String(format: "best vs best: %.2fx (goal with fp32 compute: ≥ 1.3×, ≥ 85%% of the ceiling)", bestOurs / bestPeer))
-        }
-        for (name, r) in rows + peerRows {
-            if let runs = r["step_s_runs"] as? [Double], let losses = r["losses"] as? [Double] {
-                print("\(name.trimmingCharacters(in: .whitespaces)): steps \(runs.map { String(format: "%.2f", $0) }.joined(separator: " ")) s; "
-                    + "losses \(losses.map { String(format: "%.3f", $0) }.joined(separator: " "))")
-            }
-        }
-        for (name, r) in rows {
-            guard let parts = r["profile"] as? [String: Double], let tps = r["tokens_per_s"] as? Double,
-                  let runs = r["step_s_runs"] as? [Double], !runs.isEmpty else { continue }
-            let mean = runs.reduce(0, +) / Double(runs.count)
-            print("")
-            print("where the time goes, \(name.trimmingCharacters(in: .whitespaces)) (mean step \(String(format: "%.2f", mean)) s, median \(String(format: "%.2f", Double(seq * batch) / tps)) s):")
-            var rest = mean
-            for part in StepProfile.Part.allCases {
-                guard let sec = parts[part.rawValue] else { continue }
-                rest -= sec
-                print(part.rawValue.padding(toLength: 48, withPad: " ", startingAt: 0) + String(format: "%8.3f s  %5.1f%%", sec, sec / mean * 100))
-            }
-            print("other (allocation, copies, gradient zeroing)".padding(toLength: 48, withPad: " ", startingAt: 0)
-                + String(format: "%8.3f s  %5.1f%%", rest, rest / mean * 100))
-        }
-        print("load average \(loadStart) at start, \(loadAverage()) at end (1/5/15 min; the machine is shared)")
-    }
-
-    // MARK: Parent side
-
-    private func sgemmCeiling(threads: Int) -> Double {
-        let cpu = CPUBackend(threads: threads)
-        let n = 2048
-        var rng = SeededGenerator(seed: 3)
-        let a = (0..<n * n).map { _ in Float(rng.next() >> 40) / Float(1 << 24) - 0.5 }
-        let b = (0..<n * n).map { _ in Float(rng.next() >> 40) / Float(1 << 24) - 0.5 }
-        var c = [Float](repeating: 0, count: n * n)
-        let seconds = medianSeconds(repeats: 5) { cpu.matmulTransposed(a, b, &c, m: n, n: n, k: n, accumulate: false) }
-        return 2 * Double(n) * Double(n) * Double(n) / seconds / 1e9
-    }
-
-    private func runOurs(threads: Int, checkpointing: Bool) throws -> [String: Any] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-        process.arguments = ["bench", "train", "--child", "--model", model, "--seq", "\(seq)", "--batch", "\(batch)",
-                             "--steps", "\(steps)", "--threads", "\(threads)", "--checkpointing", checkpointing ? "on" : "off",
-                             "--backend", backend.rawValue]
-        return try runForJSON(process, what: "child")
-    }
-
-    private func runPeer(threads: Int, checkpointing: Bool) -> [String: Any]? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["scripts/reference/train_peer.py", peerModel, "--gradient-checkpointing", checkpointing ? "on" : "off",
-                             "--threads", "\(threads)", "--seq", "\(seq)", "--batch", "\(batch)", "--steps", "\(steps)"]
-        do { return try runForJSON(process, what: "peer") } catch {
-            print("peer (checkpointing \(checkpointing ? "on" : "off")): \(error) "
-                + "(set up .venv-torch with scripts/reference/setup_torch_venv.sh, or pass --python / --no-peer)")
-            return nil
-        }
-    }
-
-    private func loadAverage() -> String {
-        var values = [Double](repeating: 0, count: 3)
-        let n = getloadavg(&values, 3)
-        return n == 3 ? values.map { String(format: "%.2f", $0) }.joined(separator: " ") : "?"
-    }
-
-    // MARK: Child side
-
-    private func runChild(threads: Int, checkpointing: Bool) throws {
-        let backend = try Backends.make(self.backend, threads: threads).backend
-        let t0 = Date()
-        let config: LlamaConfig, weights: LlamaWeights
-        do {
-            // The fp32 model goes out of scope once quantized: only the 4-bit base (plus fp32 embedding and norms) stays.
-            let base = try ModelLoader.loadModel(path: model, backend: backend)
-            config = base.config
-            weights = base.weights.quantized(FourBitOptions())
-        }
-        let lora = LoRAConfig(rank: 16, alpha: 32, dropout: 0.05)
-        var rng = SeededGenerator(seed: 1)
-        let network = try LlamaModel(config: config, weights: weights, backend: backend)
-            .withAdapter(LoRAWeights.peftInit(config, lora, rng: &rng), lora: lora)
-        network.gradientCheckpointing = checkpointing
-        let parameters = network.parameters!, gradients = AdapterTensors(zerosLike: parameters)
-        var optimizer = AdamW(AdamW.Parameters(learningRate: 2e-4, weightDecay: 0.01), for: parameters)
-        let sequences = (0..<batch).map { _ in (0..<seq).map { _ in Int32(3 + Int(rng.next() % UInt64(config.vocabSize - 3))) } }
-        let data = TrainingBatch(sequences: sequences, labels: sequences)
-        let counted = data.countedTargets
-        let setupSeconds = Date().timeIntervalSince(t0)
-        let rssAfterSetup = ResourceUsage.currentRSSBytes
-        let peakAfterSetup = ResourceUsage.peakRSSBytes
-        // Reset VmHWM to the current RSS, so that it measures the training steps alone from here on.
-        let resetHWM = (try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)) != nil
-
-        var losses: [Double] = [], times: [Double] = []
-        let profile = StepProfile()
-        network.profile = profile
-        for step in 0...steps {
-            if step == 1 { profile.reset() }  // the warm-up step is not profiled
-            let started = DispatchTime.now().uptimeNanoseconds
-            gradients.zero()
-            let loss = network.lossAndGradients(data, gradScale: 1 / Float(counted), dropoutSeed: UInt64(step) &+ 1, into: gradients)
-            profile.measure(.optimizer) {
-                _ = clipGradientNorm(gradients, maxNorm: 0.3)
-                optimizer.update(parameters, gradients: gradients)
-            }
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-            losses.append(loss.sum / Double(loss.count))
-            if step > 0 { times.append(seconds) }
-        }
-        let trainPeak = ResourceUsage.peakRSSBytes
-        let median = times.sorted()[times.count / 2]
-        let flops = Self.stepFLOPs(config, lora: lora, seq: seq, batch: batch)
-        var result: [String: Any] = [
-            "tokens_per_s": Double(seq * batch) / median,
-            "tokens_per_s_best": Double(seq * batch) / times.min()!,
-            "peak_rss_bytes": max(trainPeak, peakAfterSetup),
-            "rss_after_setup_bytes": rssAfterSetup,
-            "gradient_checkpointing": checkpointing,
-            "step_s_runs": times,
-            "losses": losses,
-            "setup_s": setupSeconds,
-            "threads": threads,
-            "flops_per_step_no_recompute": flops.forward + flops.backward,
-            "flops_recompute": flops.recompute,
-        ]
-        if resetHWM { result["train_peak_rss_bytes"] = trainPeak }
-        // Seconds per step of each part (mean over the timed steps).
-        result["profile"] = Dictionary(uniqueKeysWithValues: profile.nanoseconds.map { ($0.key.rawValue, Double($0.value) / 1e9 / Double(times.count)) })
-        let json = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
-        print(String(decoding: json, as: UTF8.self))
-    }
-
-    /// The FLOP count of one step described in the help text: forward, backward (no weight gradients of the frozen
-    /// base), and the blocks' forward again when checkpointing.
-    static func stepFLOPs(_ c: LlamaConfig, lora: LoRAConfig, seq: Int, batch: Int) -> (forward: Double, backward: Double, recompute: Double) {
-        let h = Double(c.hiddenSize)
-        let q = Double(c.heads * c.headDim), r = Double(lora.rank)
-        let p = Projection.allCases.reduce(0.0) { acc, x in acc + Double(x.shape(c).out * x.shape(c).in) }
-        let pr = lora.targets.reduce(0.0) { acc, x in acc + r * Double(x.shape(c).in + x.shape(c).out) }
-        let t = Double(seq), tokens = t * Double(batch), layers = Double(c.layers)
-        let attentionForward = 2 * 2 * q * t * (t + 1) / 2 * Double(batch)  // QKᵀ and PV over the causal triangle
-        let blocksForward = layers * ((2 * p + 2 * pr) * tokens + attentionForward)
-        let head = 2 * h * Double(c.vocabSize) * tokens
-        let blocksBackward = layers * ((2 * p + 4 * pr) * tokens + 2 * attentionForward)
-        return (blocksForward + head, blocksBackward + head, blocksForward)
+    var benchmark: TrainBenchmark {
+        var b = TrainBenchmark()
+        b.model = model
+        b.peerModel = peerModel
+        b.python = python
+        b.noPeer = noPeer
+        b.seq = seq
+        b.batch = batch
+        b.steps = steps
+        b.threads = threads
+        b.checkpointing = checkpointing
+        b.backend = backend
+        b.child = child
+        return b
     }
 }
-

@@ -8,7 +8,7 @@ import QLoRATraining
 /// How closely an exported merged checkpoint reproduces the adapted model it came from.
 ///
 /// The reference is "adapter on base": the base exactly as loaded for training plus the unmerged adapter, run
-/// through `LoRALlama.logits`, where every adapted projection computes `x·Wᵀ + s·(x·Aᵀ)·Bᵀ` in fp32. For a
+/// through `LlamaModel.logits` (the training forward without dropout), where every adapted projection computes `x·Wᵀ + s·(x·Aᵀ)·Bᵀ` in fp32. For a
 /// prepared 4-bit base `W` is the NF4 weight dequantized with its block scales (inside the backend's 4-bit
 /// kernels), and that is exactly what QLoRA's forward computes (bitsandbytes dequantizes the 4-bit weight to the
 /// compute dtype and multiplies; PEFT adds the LoRA branch on top), i.e. the function the adapter was trained in.

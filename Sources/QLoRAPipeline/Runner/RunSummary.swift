@@ -75,3 +75,12 @@ public func formatMetric(_ x: Double) -> String {
     if x == x.rounded() && abs(x) < 1e15 { return String(Int(x)) }
     return String(format: abs(x) >= 100 ? "%.1f" : "%.4g", x)
 }
+
+/// A byte count for people: "1.23 GB", "4.5 MB", "6.7 kB", "89 B" (decimal units).
+public func formatBytes(_ n: Int64) -> String {
+    let x = Double(n)
+    if x >= 1e9 { return String(format: "%.2f GB", x / 1e9) }
+    if x >= 1e6 { return String(format: "%.1f MB", x / 1e6) }
+    if x >= 1e3 { return String(format: "%.1f kB", x / 1e3) }
+    return "\(n) B"
+}

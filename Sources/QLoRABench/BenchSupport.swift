@@ -1,0 +1,54 @@
+import Foundation
+import QLoRABackends
+import QLoRACPU
+import QLoRACore
+import QLoRAModel
+
+// What every benchmark shares: how a child process or peer script reports, timing, the GEMM line, loading a model.
+
+/// A benchmark that cannot run or whose child or peer failed, with what it printed.
+public struct BenchFailure: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Runs `process` and parses the last line of its stdout as a JSON object (how every bench child and peer script
+/// reports). `quiet` drops its stderr; otherwise it goes to ours (a peer's progress and warnings).
+func runForJSON(_ process: Process, what: String, quiet: Bool = true) throws -> [String: Any] {
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    if quiet { process.standardError = FileHandle.nullDevice }
+    do { try process.run() } catch { throw BenchFailure("\(what): cannot run \(process.executableURL?.path ?? "?"): \(error)") }
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0, let line = output.split(separator: 0x0A).last,
+          let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+        throw BenchFailure("\(what) failed (exit \(process.terminationStatus)): \(String(decoding: output, as: UTF8.self))")
+    }
+    return object
+}
+
+/// The median wall time of `repeats` runs of `body` after one warm-up run, in seconds.
+func medianSeconds(repeats: Int, _ body: () -> Void) -> Double {
+    body()
+    var times: [Double] = []
+    for _ in 0..<max(1, repeats) {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        body()
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+    }
+    return times.sorted()[times.count / 2]
+}
+
+/// The line every bench prints near its header: the GEMM library and kernel set in use, and who chose it.
+public func printGEMMKernelLine() {
+    do { print("GEMM: " + (try GEMMKernel.current()).summary) } catch { print("GEMM: unavailable: \(error)") }
+}
+
+/// A model and its tokenizer on the chosen backend, its dense projections quantized in memory when `quantize` is set.
+func loadBenchModel(_ path: String, backend choice: BackendChoice = .auto, threads: Int?, tokenizer: String? = nil,
+                    quantize: FourBitOptions? = nil) throws -> LoadedModel {
+    let backend = try Backends.make(choice, threads: threads).backend
+    let loaded = try ModelLoader.load(path: path, tokenizer: tokenizer, backend: backend)
+    return quantize.map { loaded.quantized($0) } ?? loaded
+}
