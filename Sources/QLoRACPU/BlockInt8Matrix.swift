@@ -42,12 +42,13 @@ public struct BlockInt8Matrix: Sendable {
     public var bytes: Int { q.count + 4 * d.count }
 
     /// `y[rows] = W · x[cols]` (rows split between threads; each row's sum in the fixed order of qlk_gemv_i8).
-    public func gemv(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, threads: Int, path: KernelPath = .detected) {
+    public func gemv(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, threads: Int, pool: WorkerPool? = nil,
+                     path: KernelPath = .detected) {
         let parts = max(1, min(threads, rows * cols / FourBitKernels.gemvWeightsPerThread))
         q.withUnsafeBufferPointer { qb in
             d.withUnsafeBufferPointer { db in
                 let qp = qb.baseAddress!, dp = db.baseAddress!
-                Parallel.forEachRange(rows, parts: parts) { r in
+                FourBitKernels.forEachRange(rows, parts: parts, pool: pool) { r in
                     qlk_gemv_i8(qp, dp, Int64(cols), x, y, Int64(r.lowerBound), Int64(r.upperBound), path.code)
                 }
             }

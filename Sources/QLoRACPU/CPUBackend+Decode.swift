@@ -9,7 +9,7 @@ extension CPUBackend {
     public func linear(_ x: UnsafePointer<Float>, _ ws: [FourBitTensor], _ ys: [UnsafeMutablePointer<Float>], rows m: Int) {
         precondition(ws.count == ys.count, "\(ws.count) weights for \(ys.count) outputs")
         if m == 1 {
-            FourBitKernels.gemv(ws, Array(repeating: x, count: ws.count), ys, accumulate: false, threads: threads, path: kernels)
+            FourBitKernels.gemv(ws, Array(repeating: x, count: ws.count), ys, accumulate: false, threads: threads, pool: pool, path: kernels)
             return
         }
         for (w, y) in zip(ws, ys) { linear(x, w, y, rows: m, accumulate: false) }
@@ -23,7 +23,7 @@ extension CPUBackend {
 
     public func matrixVector(_ w: any ResidentMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
         guard let w = w as? ResidentBlockInt8 else { preconditionFailure("not a matrix CPUBackend made resident") }
-        w.matrix.gemv(x, y, threads: threads, path: kernels)
+        w.matrix.gemv(x, y, threads: threads, pool: pool, path: kernels)
     }
 }
 

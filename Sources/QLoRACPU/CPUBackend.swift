@@ -11,6 +11,8 @@ public struct CPUBackend: HostBackend {
     public let threads: Int
     /// The SIMD path of this backend's own kernels (the same bits on every path; tests and benchmarks compare them).
     public let kernels: KernelPath
+    /// Worker threads for the short regions of decoding (WorkerPool.swift); nil with one thread.
+    let pool: WorkerPool?
 
     /// OpenBLAS's thread count is one process-wide setting: the first backend created sets it, later ones
     /// leave it alone. Changing it while another thread is inside sgemm (two backends in one process, e.g.
@@ -21,6 +23,7 @@ public struct CPUBackend: HostBackend {
         self.threads = max(1, threads)
         let best = KernelPath.detected
         self.kernels = kernels.map { $0 == .avx2 ? best : $0 } ?? best
+        pool = self.threads > 1 ? WorkerPool(threads: self.threads) : nil
         if CPUBackend.openBLASConfigured.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
             openblas_set_num_threads(Int32(self.threads))
         }

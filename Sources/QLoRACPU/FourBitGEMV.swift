@@ -12,13 +12,14 @@ extension FourBitKernels {
     static let gemvWeightsPerThread = 1 << 16
 
     /// `y[n] (+)= dequant(w) · x[k]` for the 2-D tensor `w [n, k]`, rows split across up to `threads` threads.
+    /// `pool`, when given, runs the parts on its threads (`threads` then caps the split); else Dispatch does.
     public static func gemv(_ w: FourBitTensor, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, accumulate: Bool,
-                            threads: Int, path: KernelPath = .detected) {
+                            threads: Int, pool: WorkerPool? = nil, path: KernelPath = .detected) {
         let (n, k) = w.matrixShape
         guard n > 0 else { return }
         let parts = max(1, min(threads, n * k / gemvWeightsPerThread))
         withDescriptor(w) { desc in
-            Parallel.forEachRange(n, parts: parts) { rows in
+            forEachRange(n, parts: parts, pool: pool) { rows in
                 qlk_gemv4(desc, x, y, Int64(rows.lowerBound), Int64(rows.upperBound), accumulate ? 1 : 0, path.code)
             }
         }
@@ -28,7 +29,7 @@ extension FourBitKernels {
     /// dequant(ws[i]) · xs[i]`, the rows of all of them split between the threads together, so a step pays one
     /// thread dispatch instead of one per matrix. Each output row is the same as `gemv` computes.
     public static func gemv(_ ws: [FourBitTensor], _ xs: [UnsafePointer<Float>], _ ys: [UnsafeMutablePointer<Float>],
-                            accumulate: Bool, threads: Int, path: KernelPath = .detected) {
+                            accumulate: Bool, threads: Int, pool: WorkerPool? = nil, path: KernelPath = .detected) {
         precondition(ws.count == xs.count && ws.count == ys.count)
         let rows = ws.map { $0.matrixShape.rows }
         let total = rows.reduce(0, +), weights = ws.reduce(0) { $0 + $1.count }
@@ -36,7 +37,7 @@ extension FourBitKernels {
         let parts = max(1, min(threads, weights / gemvWeightsPerThread))
         withDescriptors(ws[...], []) { descs in
             descs.withUnsafeBufferPointer { d in
-                Parallel.forEachRange(total, parts: parts) { range in
+                forEachRange(total, parts: parts, pool: pool) { range in
                     // The part's rows, matrix by matrix (rows numbered through the matrices in order).
                     var first = 0
                     for i in 0..<rows.count {
@@ -47,6 +48,11 @@ extension FourBitKernels {
                 }
             }
         }
+    }
+
+    /// `Parallel.forEachRange`, on `pool`'s threads when there is one.
+    static func forEachRange(_ count: Int, parts: Int, pool: WorkerPool?, _ body: (Range<Int>) -> Void) {
+        if let pool { pool.forEachRange(count, parts: parts, body) } else { Parallel.forEachRange(count, parts: parts, body) }
     }
 
     private static func withDescriptors<R>(_ ws: ArraySlice<FourBitTensor>, _ done: [qlk_fourbit], _ body: ([qlk_fourbit]) -> R) -> R {

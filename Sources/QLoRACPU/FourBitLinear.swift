@@ -25,7 +25,7 @@ extension CPUBackend {
         guard m > 0, n > 0, k > 0 else { return }
         if m == 1 {
             // Decoding: the fused 4-bit GEMV (FourBitGEMV.swift) reads codes and scales in place.
-            FourBitKernels.gemv(w, x, y, accumulate: accumulate, threads: threads, path: kernels)
+            FourBitKernels.gemv(w, x, y, accumulate: accumulate, threads: threads, pool: pool, path: kernels)
             return
         }
         let scales = w.scales(ofBlocks: 0..<w.blockCount)

@@ -39,11 +39,12 @@ import QLoRACPU
     }
 
     private static func gemv(_ w: FourBitTensor, _ x: [Float], y0: [Float], accumulate: Bool, threads: Int,
-                             path: KernelPath = .detected) -> [Float] {
+                             pool: WorkerPool? = nil, path: KernelPath = .detected) -> [Float] {
         var y = y0
         x.withUnsafeBufferPointer { xb in
             y.withUnsafeMutableBufferPointer {
-                FourBitKernels.gemv(w, xb.baseAddress!, $0.baseAddress!, accumulate: accumulate, threads: threads, path: path)
+                FourBitKernels.gemv(w, xb.baseAddress!, $0.baseAddress!, accumulate: accumulate, threads: threads, pool: pool,
+                                    path: path)
             }
         }
         return y
@@ -87,6 +88,10 @@ import QLoRACPU
         let one = Self.gemv(w, x, y0: y0, accumulate: false, threads: 1).map(\.bitPattern)
         for threads in [2, 3, 8] {
             #expect(Self.gemv(w, x, y0: y0, accumulate: false, threads: threads).map(\.bitPattern) == one)
+            let pool = WorkerPool(threads: threads)
+            for _ in 0..<3 {
+                #expect(Self.gemv(w, x, y0: y0, accumulate: false, threads: threads, pool: pool).map(\.bitPattern) == one)
+            }
         }
     }
 

@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 #include "CQLoRAKernelsTraining.h"
+#include "CQLoRAKernelsPool.h"
 
 #ifdef __cplusplus
 extern "C" {
