@@ -3,7 +3,8 @@ import PackageDescription
 
 // Module graph: each target lists exactly the modules it imports (Tests/QLoRACLITests/ArchitectureTests.swift
 // checks it); docs/ARCHITECTURE.md describes what each owns.
-//   qlora (CLI) ─► QLoRABench ─► QLoRAPipeline ─┬─► QLoRABackends ─► QLoRACPU ─► COpenBLAS (system OpenBLAS), CQLoRAKernels
+//   qlora (CLI) ─► QLoRABench ─► QLoRAPipeline ─┬─► QLoRABackends ─┬─► QLoRACPU ─► COpenBLAS (system OpenBLAS), CQLoRAKernels
+//                                               │                   └─► QLoRACUDA ─► CCUDA (driver, NVRTC, cuBLASLt: dlopen'ed)
 //                                               ├─► QLoRATraining ─► QLoRAModel ─► QLoRATokenizer ─► QLoRAFormats ─► QLoRACore
 //                                               └─► QLoRAFormats ─► CArchive (system libarchive), CZlib, Crypto
 // QLoRAModel and QLoRATraining compute only through the `Backend` protocol (QLoRACore); the factory in
@@ -30,7 +31,18 @@ let package = Package(
         .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         .target(name: "CQLoRAKernels"),
         .target(name: "QLoRACPU", dependencies: ["QLoRACore", "COpenBLAS", "CQLoRAKernels"]),
-        .target(name: "QLoRABackends", dependencies: ["QLoRACore", "QLoRACPU"]),
+        // CUDA is dlopen'ed at run time (Sources/CCUDA/include/CCUDA.h): nothing CUDA is needed to build.
+        .target(name: "CCUDA", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
+        // The kernels' per-element math (Sources/QLoRACUDA/Kernels/qlora_math.h) compiled for the host, for the tests.
+        .target(name: "CQLoRAKernelMath"),
+        .target(name: "QLoRACUDA", dependencies: [
+            "CCUDA",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], resources: [
+            .embedInCode("Kernels/qlora_math.h"), .embedInCode("Kernels/quant.cu"), .embedInCode("Kernels/elementwise.cu"),
+            .embedInCode("Kernels/optimizer.cu"), .embedInCode("Kernels/loss.cu"), .embedInCode("Kernels/attention.cu"),
+        ]),
+        .target(name: "QLoRABackends", dependencies: ["QLoRACore", "QLoRACPU", "QLoRACUDA"]),
         .target(name: "QLoRAModel", dependencies: ["QLoRACore", "QLoRAFormats", "QLoRATokenizer"]),
         .target(name: "QLoRATraining", dependencies: ["QLoRAModel", "QLoRACore", "QLoRAFormats"]),
         .target(name: "QLoRAFormats", dependencies: [
@@ -50,6 +62,7 @@ let package = Package(
         ]),
         .executableTarget(name: "qlora", dependencies: [
             "QLoRABench", "QLoRAPipeline", "QLoRAFormats", "QLoRACore", "QLoRATokenizer", "QLoRAModel", "QLoRACPU", "QLoRABackends",
+            "QLoRACUDA",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -67,6 +80,9 @@ let package = Package(
         .testTarget(name: "QLoRAExportTests", dependencies: [
             "QLoRAPipeline", "QLoRATraining", "QLoRAModel", "QLoRAFormats", "QLoRACPU", "QLoRACore",
         ]),
+        .testTarget(name: "QLoRACUDATests", dependencies: ["QLoRACUDA", "CQLoRAKernelMath", "QLoRACPU", "QLoRACore", "QLoRAFormats",
+                                                           "QLoRABackends"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "QLoRAModelTests", dependencies: ["QLoRAModel", "QLoRACPU", "QLoRACore", "QLoRAFormats"],
                     exclude: ["Fixtures"]),
     ]

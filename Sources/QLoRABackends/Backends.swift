@@ -1,15 +1,24 @@
 import Foundation
 import QLoRACore
 import QLoRACPU
+import QLoRACUDA
 
 /// Which backend computes: the spec's top-level `backend:` key and every computing command's `--backend`.
 public enum BackendChoice: String, CaseIterable, Codable, Sendable {
-    /// The best backend available on this machine (today: `cpu`).
+    /// The best backend available on this machine (today: `cpu`; it says why not CUDA).
     case auto
     /// `CPUBackend`: OpenBLAS sgemm plus the SIMD, threaded kernels of Sources/CQLoRAKernels.
     case cpu
     /// `ReferenceBackend`: the scalar definition of every op; slow, for checking the others.
     case reference
+    /// The CUDA backend (Sources/QLoRACUDA). Not runnable yet: its kernels compile (and are tested on the CPU), but the
+    /// backend's ops are not wired to them, so choosing it fails with what was found (docs/CUDA.md).
+    case cuda
+}
+
+/// A backend that cannot run here, with why.
+public struct BackendUnavailable: Error, CustomStringConvertible {
+    public let description: String
 }
 
 /// A backend chosen for a run, with what to tell the user and record in manifests.
@@ -44,8 +53,16 @@ public enum Backends {
         switch choice {
         case .auto:
             let cpu = try make(.cpu, threads: threads)
-            return BackendSelection(backend: cpu.backend, name: cpu.name, choice: .auto,
-                                    reason: "no GPU backend in this build", details: cpu.details)
+            let probe = CUDAProbe.run(libraries: false)
+            let reason = probe.whyNoGPU.map { "no CUDA GPU: \($0)" }
+                ?? "\(probe.devices.count) CUDA GPU(s) found, but this build's CUDA backend cannot run yet (docs/CUDA.md)"
+            return BackendSelection(backend: cpu.backend, name: cpu.name, choice: .auto, reason: reason, details: cpu.details)
+        case .cuda:
+            let probe = CUDAProbe.run(libraries: false)
+            if let why = probe.whyNoGPU { throw BackendUnavailable(description: "backend cuda: no usable GPU: \(why)") }
+            throw BackendUnavailable(description: "backend cuda: \(probe.devices.map(\.name).joined(separator: ", ")) found "
+                + "(driver \(probe.driver.version ?? "?")), but this build's CUDA backend cannot run yet: its kernels compile, "
+                + "its ops are not wired to them (docs/CUDA.md); use backend cpu")
         case .cpu:
             return BackendSelection(backend: CPUBackend(threads: threads), name: "cpu", choice: .cpu, reason: "",
                                     details: "\(threads) thread\(threads == 1 ? "" : "s")")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import QLoRABackends
 import QLoRACPU
+import QLoRACUDA
 
 struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,8 +12,10 @@ struct DevicesCommand: ParsableCommand {
             The CPU's GEMMs run on OpenBLAS, loaded at the first GEMM. Its kernel set (core type) is chosen from \
             cpuid before OpenBLAS initialises: SkylakeX (Cooperlake with AVX512_BF16) on AVX-512 CPUs, Zen on AMD \
             AVX2 CPUs, Haswell on other AVX2+FMA CPUs, OpenBLAS's own detection otherwise; an OPENBLAS_CORETYPE set \
-            in the environment is respected and reported as the user's choice. Exit status 1 when OpenBLAS cannot \
-            be loaded.
+            in the environment is respected and reported as the user's choice. CUDA: the driver (libcuda.so.1) and \
+            its GPUs, NVRTC and cuBLASLt, looked for in QLORA_CUDA_LIBRARY_PATH, the nvidia-* wheels of any \
+            Python's site-packages and /usr/local/cuda, each with where it was found or why it was not. Exit status 1 \
+            when OpenBLAS cannot be loaded.
             """)
 
     @Flag(help: "Print JSON instead of text.")
@@ -22,7 +25,8 @@ struct DevicesCommand: ParsableCommand {
         let devices = [DeviceReport.cpu()]
         let backends = Backends.available().map { BackendReport(name: $0.name, details: $0.details, reason: nil) }
         let auto = try Backends.make(.auto)
-        let report = Report(devices: devices, backends: backends,
+        let cuda = CUDAProbe.run()
+        let report = Report(devices: devices, cuda: CUDAReport(cuda), backends: backends,
                             auto: BackendReport(name: auto.name, details: auto.details, reason: auto.reason))
         if json {
             let encoder = JSONEncoder()
@@ -31,6 +35,7 @@ struct DevicesCommand: ParsableCommand {
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             for device in devices { print(device.text) }
+            for line in cuda.report { print(line) }
             print("backends: " + backends.map { "\($0.name) (\($0.details))" }.joined(separator: ", "))
             print("auto: \(auto.name) (\(auto.reason))")
         }
@@ -39,10 +44,32 @@ struct DevicesCommand: ParsableCommand {
 
     struct Report: Encodable {
         var devices: [DeviceReport]
+        var cuda: CUDAReport
         /// The backends `--backend` and the spec's `backend:` can name on this machine.
         var backends: [BackendReport]
         /// What `auto` picks here, and why.
         var auto: BackendReport
+    }
+
+    /// What `CUDAProbe` found.
+    struct CUDAReport: Encodable {
+        struct Library: Encodable {
+            var path: String?
+            var version: String?
+            var problem: String?
+        }
+        var driver: Library
+        var gpus: [CUDADriver.Device]
+        var nvrtc: Library
+        var cublaslt: Library
+
+        init(_ p: CUDAProbe) {
+            func library(_ l: CUDAProbe.Library) -> Library { Library(path: l.path, version: l.version, problem: l.problem) }
+            driver = library(p.driver)
+            gpus = p.devices
+            nvrtc = library(p.nvrtc)
+            cublaslt = library(p.cublasLt)
+        }
     }
 
     struct BackendReport: Encodable {
@@ -52,7 +79,7 @@ struct DevicesCommand: ParsableCommand {
     }
 }
 
-/// One compute device and its kernels, as `qlora devices` lists them (the CUDA issue adds GPUs to the list).
+/// One compute device and its kernels, as `qlora devices` lists them (GPUs are listed by CUDAProbe).
 struct DeviceReport: Encodable {
     var kind: String
     var index: Int

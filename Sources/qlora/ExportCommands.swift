@@ -54,7 +54,7 @@ struct ExportMergedCommand: ParsableCommand {
     @Option(help: "Compute threads (default: all cores).")
     var threads: Int?
 
-    @Option(help: "Backend of the fidelity check: auto, cpu or reference.")
+    @Option(help: "Backend of the fidelity check: auto, cpu, reference or cuda.")
     var backend: BackendChoice = .auto
 
     func run() throws {

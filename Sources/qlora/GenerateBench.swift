@@ -38,7 +38,7 @@ struct GenerateBench: ParsableCommand {
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
 
-    @Option(help: "Our backend: auto, cpu or reference.")
+    @Option(help: "Our backend: auto, cpu, reference or cuda.")
     var backend: BackendChoice = GenerateBenchmark().backend
 
     @Option(help: "Timed repetitions (median reported).")

@@ -48,7 +48,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Compute threads (default: all cores).")
     var threads: Int?
 
-    @Option(help: "Backend: auto, cpu or reference (the scalar definitions; slow).")
+    @Option(help: "Backend: auto, cpu, reference or cuda (the scalar definitions; slow).")
     var backend: BackendChoice = .auto
 }
 

@@ -39,7 +39,7 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "CI mode: plain progress lines, and summary.json + summary.md in the run directory (also when output is not a terminal).")
     var ci = false
 
-    @Option(help: "Backend for the train and evaluate stages: auto, cpu or reference (overrides the spec's `backend`).")
+    @Option(help: "Backend for the train and evaluate stages: auto, cpu, reference or cuda (overrides the spec's `backend`).")
     var backend: BackendChoice?
 
     @Option(help: "Compute threads (default: all cores).")

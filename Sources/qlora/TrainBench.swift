@@ -59,7 +59,7 @@ struct TrainBench: ParsableCommand {
     @Option(help: "Gradient checkpointing settings to run: on, off or both.")
     var checkpointing: String = TrainBenchmark().checkpointing
 
-    @Option(help: "Our backend: auto, cpu or reference.")
+    @Option(help: "Our backend: auto, cpu, reference or cuda.")
     var backend: BackendChoice = TrainBenchmark().backend
 
     @Flag(help: .hidden)

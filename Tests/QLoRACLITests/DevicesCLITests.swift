@@ -44,6 +44,11 @@ import Testing
         #expect(text.status == 0)
         #expect(text.stdout.contains("cpu 0: ") && text.stdout.contains("  GEMM: OpenBLAS "))
         #expect(text.stdout.contains("backends: cpu (") && text.stdout.contains(", reference ("), "\(text.stdout)")
-        #expect(text.stdout.contains("auto: cpu (no GPU backend in this build)"), "\(text.stdout)")
+        // CI has no GPU: `auto` says why it runs on the CPU, and the CUDA lines say what was looked for.
+        #expect(text.stdout.contains("\nCUDA driver: ") && text.stdout.contains("\nNVRTC: ") && text.stdout.contains("\ncuBLASLt: "),
+                "\(text.stdout)")
+        if text.stdout.contains("CUDA driver: none (") {
+            #expect(text.stdout.contains("auto: cpu (no CUDA GPU: "), "\(text.stdout)")
+        }
     }
 }
