@@ -36,7 +36,7 @@ let package = Package(
         // The kernels' per-element math (Sources/QLoRACUDA/Kernels/qlora_math.h) compiled for the host, for the tests.
         .target(name: "CQLoRAKernelMath"),
         .target(name: "QLoRACUDA", dependencies: [
-            "CCUDA",
+            "CCUDA", "QLoRACore",
             .product(name: "Crypto", package: "swift-crypto"),
         ], resources: [
             .embedInCode("Kernels/qlora_math.h"), .embedInCode("Kernels/quant.cu"), .embedInCode("Kernels/elementwise.cu"),
@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(name: "QLoRAPipelineTests", dependencies: ["QLoRAPipeline", "QLoRAFormats", "QLoRATokenizer", "QLoRABackends", "CZlib"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "QLoRACLITests", dependencies: ["QLoRAFormats"]),
-        .testTarget(name: "QLoRACPUTests", dependencies: ["QLoRACPU", "QLoRACore", "QLoRABackends"]),
+        .testTarget(name: "QLoRACPUTests", dependencies: ["QLoRACPU", "QLoRACore", "QLoRABackends", "QLoRABench"]),
         .testTarget(name: "QLoRACoreTests", dependencies: ["QLoRACore", "QLoRACPU", "QLoRAFormats"], exclude: ["Fixtures"]),
         .testTarget(name: "QLoRATrainingTests", dependencies: ["QLoRATraining", "QLoRAFormats", "QLoRAModel", "QLoRACore"]),
         .testTarget(name: "QLoRAGradTests", dependencies: ["QLoRATraining", "QLoRAModel", "QLoRACore", "QLoRACPU", "QLoRAFormats"],

@@ -11,8 +11,8 @@ public enum BackendChoice: String, CaseIterable, Codable, Sendable {
     case cpu
     /// `ReferenceBackend`: the scalar definition of every op; slow, for checking the others.
     case reference
-    /// The CUDA backend (Sources/QLoRACUDA). Not runnable yet: its kernels compile (and are tested on the CPU), but the
-    /// backend's ops are not wired to them, so choosing it fails with what was found (docs/CUDA.md).
+    /// `CUDABackend` (Sources/QLoRACUDA) on GPU 0: only when asked for by name until it has passed the GPU check on a
+    /// GPU (docs/CUDA.md); without a usable GPU it fails with what was found.
     case cuda
 }
 
@@ -28,7 +28,7 @@ public struct BackendSelection: Sendable {
     public let name: String
     /// What was asked for.
     public let choice: BackendChoice
-    /// Why this backend, for `auto` (e.g. "no GPU backend in this build"); empty when chosen explicitly.
+    /// Why this backend, for `auto` (e.g. "no CUDA GPU: no CUDA driver: …"); empty when chosen explicitly.
     public let reason: String
     /// One line about the backend (threads, GEMM kernel).
     public let details: String
@@ -55,14 +55,20 @@ public enum Backends {
             let cpu = try make(.cpu, threads: threads)
             let probe = CUDAProbe.run(libraries: false)
             let reason = probe.whyNoGPU.map { "no CUDA GPU: \($0)" }
-                ?? "\(probe.devices.count) CUDA GPU(s) found, but this build's CUDA backend cannot run yet (docs/CUDA.md)"
+                ?? "\(probe.devices.count) CUDA GPU(s) found; the CUDA backend is not yet verified on a GPU, so it runs only when "
+                + "asked for (backend: cuda; docs/CUDA.md)"
             return BackendSelection(backend: cpu.backend, name: cpu.name, choice: .auto, reason: reason, details: cpu.details)
         case .cuda:
             let probe = CUDAProbe.run(libraries: false)
             if let why = probe.whyNoGPU { throw BackendUnavailable(description: "backend cuda: no usable GPU: \(why)") }
-            throw BackendUnavailable(description: "backend cuda: \(probe.devices.map(\.name).joined(separator: ", ")) found "
-                + "(driver \(probe.driver.version ?? "?")), but this build's CUDA backend cannot run yet: its kernels compile, "
-                + "its ops are not wired to them (docs/CUDA.md); use backend cpu")
+            do {
+                let context = try CUDAContext(device: 0)
+                let d = context.deviceInfo
+                return BackendSelection(backend: CUDABackend(context: context), name: "cuda", choice: .cuda, reason: "",
+                                        details: "\(d.name), \(context.architecture), driver \(probe.driver.version ?? "?"), fp32 compute")
+            } catch {
+                throw BackendUnavailable(description: "backend cuda: \(error)")
+            }
         case .cpu:
             return BackendSelection(backend: CPUBackend(threads: threads), name: "cpu", choice: .cpu, reason: "",
                                     details: "\(threads) thread\(threads == 1 ? "" : "s")")

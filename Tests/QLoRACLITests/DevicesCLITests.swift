@@ -51,4 +51,15 @@ import Testing
             #expect(text.stdout.contains("auto: cpu (no CUDA GPU: "), "\(text.stdout)")
         }
     }
+
+    @Test func benchOpsChecksEveryOpAndCUDARefusesWithoutAGPU() throws {
+        let ops = try CLI.run(["bench", "ops", "--backend", "cpu", "--against", "reference"])
+        #expect(ops.status == 0, "\(ops.stdout)\(ops.stderr)")
+        #expect(ops.stdout.contains("adamW ") && ops.stdout.contains("all 34 checks passed"), "\(ops.stdout)")
+        let cuda = try CLI.run(["bench", "ops", "--backend", "cuda"])
+        if cuda.stderr.contains("no usable GPU") {
+            #expect(cuda.status != 0)
+            #expect(cuda.stderr.contains("backend cuda: no usable GPU: "), "\(cuda.stderr)")
+        }
+    }
 }

@@ -38,9 +38,10 @@ extern "C" __global__ void ql_rmsnorm_f32(const float *x, const float *w, float 
     }
 }
 
-/// dx[r, :] = inv·(dy∘w) − x·inv³·mean((dy∘w)∘x), with inv = 1/rms of the row (recomputed). One block per row.
-extern "C" __global__ void ql_rmsnorm_backward_f32(const float *dy, const float *x, const float *w, float *dx, ql_i64 rows,
-                                                   ql_i64 dim, float eps, int accumulate) {
+/// dx[r, :] = inv·(dy∘w) − x·inv³·mean((dy∘w)∘x), with inv = 1/rms of the row (recomputed, and written to
+/// `inverseRMS` when non-null for ql_rmsnorm_weight_grad_f32). One block per row.
+extern "C" __global__ void ql_rmsnorm_backward_f32(const float *dy, const float *x, const float *w, float *dx, float *inverseRMS,
+                                                   ql_i64 rows, ql_i64 dim, float eps, int accumulate) {
     __shared__ float shared[32];
     for (ql_i64 r = blockIdx.x; r < rows; r += gridDim.x) {
         const float *xr = x + r * dim, *dyr = dy + r * dim;
@@ -52,6 +53,7 @@ extern "C" __global__ void ql_rmsnorm_backward_f32(const float *dy, const float 
         ss = block_sum(ss, shared);
         dot = block_sum(dot, shared);
         const float inv = rsqrtf(ss / (float)dim + eps);
+        if (inverseRMS && threadIdx.x == 0) inverseRMS[r] = inv;
         const float c = dot / (float)dim * inv * inv * inv;
         for (ql_i64 i = threadIdx.x; i < dim; i += QL_ROW_THREADS) {
             const float g = dyr[i] * w[i] * inv - xr[i] * c;

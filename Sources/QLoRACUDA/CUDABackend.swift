@@ -1,0 +1,417 @@
+import CCUDA
+import Foundation
+import QLoRACore
+
+/// Device memory for one tensor; freed (cuMemFree) when the last handle goes.
+final class CUDAStorage: TensorStorage, @unchecked Sendable {
+    let context: CUDAContext
+    let pointer: qlora_CUdeviceptr
+    let capacity: Int
+    let elementBytes: Int
+
+    init(context: CUDAContext, capacity: Int, elementBytes: Int) {
+        self.context = context
+        self.capacity = capacity
+        self.elementBytes = elementBytes
+        pointer = context.allocate(bytes: capacity * elementBytes)
+    }
+
+    deinit { context.free(pointer) }
+}
+
+/// A frozen 4-bit weight on the device: codes, codebook and quant state (plain or double-quantized scales).
+final class CUDAFourBitStorage: TensorStorage, @unchecked Sendable {
+    let capacity: Int
+    let rows: Int, cols: Int, blocksize: Int
+    let packed: CUDAStorage, codebook: CUDAStorage
+    let scales: CUDAStorage?
+    let nestedCodes: CUDAStorage?, nestedAbsmax: CUDAStorage?, nestedMap: CUDAStorage?
+    let nestedOffset: Float, nestedBlocksize: Int
+
+    init(context: CUDAContext, weight w: FourBitTensor) {
+        func put<T>(_ values: [T]) -> CUDAStorage {
+            let s = CUDAStorage(context: context, capacity: values.count, elementBytes: MemoryLayout<T>.stride)
+            values.withUnsafeBytes { context.upload($0, to: s.pointer) }
+            return s
+        }
+        capacity = w.count
+        (rows, cols) = w.matrixShape
+        blocksize = w.blocksize
+        packed = put(w.packed)
+        codebook = put(w.type.codebook)
+        switch w.scales {
+        case .plain(let absmax):
+            scales = put(absmax)
+            nestedCodes = nil; nestedAbsmax = nil; nestedMap = nil
+            nestedOffset = 0; nestedBlocksize = 1
+        case .nested(let n):
+            scales = nil
+            nestedCodes = put(n.codes); nestedAbsmax = put(n.absmax); nestedMap = put(n.map)
+            nestedOffset = n.offset; nestedBlocksize = n.blocksize
+        }
+    }
+
+    /// The quant-state arguments every 4-bit kernel takes, in order.
+    var arguments: [CUDAContext.Argument] {
+        [.pointer(packed.pointer), .pointer(codebook.pointer), .pointer(scales?.pointer ?? 0), .pointer(nestedCodes?.pointer ?? 0),
+         .pointer(nestedAbsmax?.pointer ?? 0), .pointer(nestedMap?.pointer ?? 0), .f32(nestedOffset), .i64(nestedBlocksize),
+         .i64(blocksize)]
+    }
+}
+
+/// The CUDA backend: every op of `Backend` on device memory, on one stream, with the kernels of Kernels/ and cuBLASLt
+/// GEMMs in fp32 (no TF32). Frozen 4-bit weights are dequantized into a reused scratch buffer right before their GEMM
+/// (one decode row takes the 4-bit GEMV instead). Determinism: one stream, fixed GEMM algorithms per shape, no
+/// floating-point atomics, fixed reduction orders in every kernel.
+///
+/// Status (docs/CUDA.md): compiled and reviewed, not yet run on a GPU; `Backends` makes it only when asked for by name
+/// (`auto` keeps the CPU) until the GPU check (scripts/gpu-check.sh) has passed on one.
+public final class CUDABackend: Backend, @unchecked Sendable {
+    public let context: CUDAContext
+    private let lock = NSLock()
+    private var scratch: [String: CUDAStorage] = [:]
+
+    public init(context: CUDAContext) { self.context = context }
+
+    public var storageTypes: Set<TensorType> { [.f32, .i32, .fourBit] }
+
+    // MARK: Pointers and scratch
+
+    private func ptr(_ t: Tensor) -> qlora_CUdeviceptr {
+        guard let s = t.storage as? CUDAStorage else { preconditionFailure("a tensor CUDABackend did not make (\(t.type) \(t.shape))") }
+        return s.pointer + qlora_CUdeviceptr(t.offset * s.elementBytes)
+    }
+
+    private func optionalPtr(_ t: Tensor?) -> qlora_CUdeviceptr { t.map(ptr) ?? 0 }
+
+    private func fourBit(_ t: Tensor) -> CUDAFourBitStorage? { t.storage as? CUDAFourBitStorage }
+
+    /// A device buffer of at least `bytes` for `purpose`, reused between ops (stream order keeps uses apart).
+    private func scratch(_ purpose: String, bytes: Int) -> qlora_CUdeviceptr {
+        lock.withLock {
+            if let s = scratch[purpose], s.capacity >= bytes { return s.pointer }
+            scratch[purpose] = nil
+            let s = CUDAStorage(context: context, capacity: max(bytes, 256), elementBytes: 1)
+            scratch[purpose] = s
+            return s.pointer
+        }
+    }
+
+    private func elementBytes(_ type: TensorType) -> Int {
+        switch type {
+        case .f32, .i32: 4
+        case .bf16: 2
+        case .fourBit: preconditionFailure("4-bit tensors are uploaded, not allocated")
+        }
+    }
+
+    // MARK: Memory
+
+    public func allocate(_ shape: [Int], _ type: TensorType) -> Tensor {
+        let count = shape.reduce(1, *)
+        let s = CUDAStorage(context: context, capacity: count, elementBytes: elementBytes(type))
+        context.must(context.driver.api.cuMemsetD8Async(s.pointer, 0, count * s.elementBytes, context.stream), "cuMemsetD8Async")
+        return Tensor(storage: s, type: type, shape: shape)
+    }
+
+    public func upload(_ values: [Float], shape: [Int]) -> Tensor {
+        precondition(values.count == shape.reduce(1, *), "\(values.count) values for shape \(shape)")
+        let s = CUDAStorage(context: context, capacity: values.count, elementBytes: 4)
+        values.withUnsafeBytes { context.upload($0, to: s.pointer) }
+        return Tensor(storage: s, type: .f32, shape: shape)
+    }
+
+    public func upload(frozen values: [Float], shape: [Int]) -> Tensor { upload(values, shape: shape) }
+
+    public func upload(_ values: [Int32], shape: [Int]) -> Tensor {
+        precondition(values.count == shape.reduce(1, *), "\(values.count) values for shape \(shape)")
+        let s = CUDAStorage(context: context, capacity: values.count, elementBytes: 4)
+        values.withUnsafeBytes { context.upload($0, to: s.pointer) }
+        return Tensor(storage: s, type: .i32, shape: shape)
+    }
+
+    public func upload(_ weight: FourBitTensor) -> Tensor {
+        Tensor(storage: CUDAFourBitStorage(context: context, weight: weight), type: .fourBit, shape: weight.shape)
+    }
+
+    public func write(_ values: UnsafeBufferPointer<Float>, into t: Tensor) {
+        precondition(values.count == t.count && t.type == .f32)
+        context.upload(UnsafeRawBufferPointer(values), to: ptr(t))
+        // The source is the caller's memory: wait until it has been read.
+        context.synchronize()
+    }
+
+    public func download(_ t: Tensor) -> [Float] {
+        if t.type == .i32 {
+            var ids = [Int32](repeating: 0, count: t.count)
+            ids.withUnsafeMutableBytes { context.download(ptr(t), into: $0) }
+            return ids.map(Float.init)
+        }
+        var out = [Float](repeating: 0, count: t.count)
+        out.withUnsafeMutableBufferPointer { read(t, into: $0) }
+        return out
+    }
+
+    public func read(_ t: Tensor, into: UnsafeMutableBufferPointer<Float>) {
+        precondition(into.count == t.count && t.type == .f32, "read \(t.type) \(t.shape) into \(into.count) floats")
+        context.download(ptr(t), into: UnsafeMutableRawBufferPointer(into))
+    }
+
+    public func copy(_ src: Tensor, to dst: Tensor) {
+        precondition(src.count == dst.count)
+        guard src.count > 0 else { return }
+        context.makeCurrent()
+        context.must(context.driver.api.cuMemcpyDtoDAsync(ptr(dst), ptr(src), src.count * 4, context.stream), "cuMemcpyDtoDAsync_v2")
+    }
+
+    public func zero(_ t: Tensor) {
+        guard t.count > 0 else { return }
+        context.makeCurrent()
+        context.must(context.driver.api.cuMemsetD8Async(ptr(t), 0, t.count * elementBytes(t.type), context.stream), "cuMemsetD8Async")
+    }
+
+    public func synchronize() { context.synchronize() }
+
+    // MARK: Products (row-major, mapped onto column-major cuBLASLt: C[m, n] row-major is Cᵀ[n, m] column-major)
+
+    private func zeroIfEmpty(_ c: Tensor, m: Int, n: Int, k: Int, accumulate: Bool) -> Bool {
+        if m == 0 || n == 0 { return true }
+        if k == 0 {
+            if !accumulate { zero(c.reshaped([m * n])) }
+            return true
+        }
+        return false
+    }
+
+    public func matmulTransposed(_ a: Tensor, _ b: Tensor, _ c: Tensor, m: Int, n: Int, k: Int, accumulate: Bool) {
+        if zeroIfEmpty(c, m: m, n: n, k: k, accumulate: accumulate) { return }
+        context.gemm(transA: true, transB: false, m: n, n: m, k: k, a: ptr(b), lda: k, b: ptr(a), ldb: k, d: ptr(c), ldd: n,
+                     beta: accumulate ? 1 : 0)
+    }
+
+    public func matmul(_ a: Tensor, _ b: Tensor, _ c: Tensor, m: Int, n: Int, k: Int, accumulate: Bool) {
+        if zeroIfEmpty(c, m: m, n: n, k: k, accumulate: accumulate) { return }
+        context.gemm(transA: false, transB: false, m: n, n: m, k: k, a: ptr(b), lda: n, b: ptr(a), ldb: k, d: ptr(c), ldd: n,
+                     beta: accumulate ? 1 : 0)
+    }
+
+    public func matmulTransposedA(_ a: Tensor, _ b: Tensor, _ c: Tensor, m: Int, n: Int, k: Int, accumulate: Bool) {
+        if zeroIfEmpty(c, m: m, n: n, k: k, accumulate: accumulate) { return }
+        context.gemm(transA: false, transB: true, m: n, n: m, k: k, a: ptr(b), lda: n, b: ptr(a), ldb: m, d: ptr(c), ldd: n,
+                     beta: accumulate ? 1 : 0)
+    }
+
+    /// The fp32 weight a GEMM reads: the tensor itself, or a 4-bit weight dequantized into the scratch buffer.
+    private func dense(_ w: Tensor) -> qlora_CUdeviceptr {
+        guard let q = fourBit(w) else { return ptr(w) }
+        let out = scratch("dequantized weight", bytes: q.capacity * 4)
+        context.launch("ql_dequant4_f32", grid: CUDAContext.gridFor(q.capacity), block: 256,
+                       q.arguments + [.i64(q.capacity), .pointer(out)])
+        return out
+    }
+
+    public func linear(_ x: Tensor, _ w: Tensor, _ y: Tensor, rows: Int, accumulate: Bool) {
+        let (n, k) = (w.shape[0], w.count / max(w.shape[0], 1))
+        if rows == 1, let q = fourBit(w) {
+            context.launch("ql_gemv4_f32", grid: min((n + 7) / 8, 1 << 16), block: 256,
+                           q.arguments + [.i64(n), .i64(k), .pointer(ptr(x)), .pointer(ptr(y)), .i32(accumulate ? 1 : 0)])
+            return
+        }
+        if zeroIfEmpty(y, m: rows, n: n, k: k, accumulate: accumulate) { return }
+        context.gemm(transA: true, transB: false, m: n, n: rows, k: k, a: dense(w), lda: k, b: ptr(x), ldb: k, d: ptr(y), ldd: n,
+                     beta: accumulate ? 1 : 0)
+    }
+
+    public func linear(_ x: Tensor, _ ws: [Tensor], _ ys: [Tensor], rows: Int) {
+        precondition(ws.count == ys.count)
+        for (w, y) in zip(ws, ys) { linear(x, w, y, rows: rows, accumulate: false) }
+    }
+
+    public func linearBackwardInput(_ dy: Tensor, _ w: Tensor, _ dx: Tensor, rows: Int, accumulate: Bool) {
+        let (n, k) = (w.shape[0], w.count / max(w.shape[0], 1))   // dx[rows, k] = dy[rows, n] · W[n, k]
+        if zeroIfEmpty(dx, m: rows, n: k, k: n, accumulate: accumulate) { return }
+        context.gemm(transA: false, transB: false, m: k, n: rows, k: n, a: dense(w), lda: k, b: ptr(dy), ldb: n, d: ptr(dx), ldd: k,
+                     beta: accumulate ? 1 : 0)
+    }
+
+    public func makeResident(_ w: Tensor) -> (any ResidentMatrix)? { nil }
+
+    public func matrixVector(_ w: any ResidentMatrix, _ x: Tensor, _ y: Tensor) {
+        preconditionFailure("CUDABackend makes no resident matrices")
+    }
+
+    // MARK: Forward ops
+
+    public func rmsNorm(_ x: Tensor, weight: Tensor, _ out: Tensor, rows: Int, dim: Int, eps: Float) {
+        context.launch("ql_rmsnorm_f32", grid: min(rows, 1 << 16), block: 256,
+                       [.pointer(ptr(x)), .pointer(ptr(weight)), .pointer(ptr(out)), .pointer(0), .i64(rows), .i64(dim), .f32(eps)])
+    }
+
+    public func rope(_ x: Tensor, rows: Int, heads: Int, headDim: Int, cos: Tensor, sin: Tensor) {
+        rope(x, rows: rows, heads: heads, headDim: headDim, cos: cos, sin: sin, inverse: false)
+    }
+
+    private func rope(_ x: Tensor, rows: Int, heads: Int, headDim: Int, cos: Tensor, sin: Tensor, inverse: Bool) {
+        context.launch("ql_rope_f32", grid: CUDAContext.gridFor(rows * heads * headDim / 2), block: 256,
+                       [.pointer(ptr(x)), .pointer(ptr(cos)), .pointer(ptr(sin)), .i64(rows), .i64(heads), .i64(headDim),
+                        .i32(inverse ? 1 : 0)])
+    }
+
+    private func warpsGrid(_ warps: Int) -> Int { (warps + 3) / 4 }   // 4 warps (128 threads) per block
+
+    public func attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, rows: Int, start: Int, heads: Int, kvHeads: Int, headDim: Int,
+                          scale: Float) {
+        precondition(headDim <= 256, "attention head dimension \(headDim) > 256")
+        context.launch("ql_attention_forward_f32", grid: warpsGrid(rows * heads), block: 128,
+                       [.pointer(ptr(q)), .pointer(ptr(k)), .pointer(ptr(v)), .pointer(ptr(out)), .pointer(0), .pointer(0),
+                        .i64(rows), .i64(start), .i64(heads), .i64(kvHeads), .i64(headDim), .f32(scale)])
+    }
+
+    public func swiglu(gate: Tensor, up: Tensor, _ out: Tensor, count: Int) {
+        context.launch("ql_swiglu_f32", grid: CUDAContext.gridFor(count), block: 256,
+                       [.pointer(ptr(gate)), .pointer(ptr(up)), .pointer(ptr(out)), .i64(count)])
+    }
+
+    public func add(_ x: Tensor, _ y: Tensor, count: Int) {
+        context.launch("ql_add_f32", grid: CUDAContext.gridFor(count), block: 256, [.pointer(ptr(x)), .pointer(ptr(y)), .i64(count)])
+    }
+
+    // MARK: Training ops
+
+    public func rmsNormBackward(_ dy: Tensor, x: Tensor, weight: Tensor, dx: Tensor, dWeight: Tensor?, rows: Int, dim: Int, eps: Float,
+                                accumulate: Bool) {
+        let inverse = dWeight == nil ? 0 : scratch("inverse rms", bytes: rows * 4)
+        context.launch("ql_rmsnorm_backward_f32", grid: min(rows, 1 << 16), block: 256,
+                       [.pointer(ptr(dy)), .pointer(ptr(x)), .pointer(ptr(weight)), .pointer(ptr(dx)), .pointer(inverse), .i64(rows),
+                        .i64(dim), .f32(eps), .i32(accumulate ? 1 : 0)])
+        if let dWeight {
+            context.launch("ql_rmsnorm_weight_grad_f32", grid: CUDAContext.gridFor(dim), block: 256,
+                           [.pointer(ptr(dy)), .pointer(ptr(x)), .pointer(inverse), .pointer(ptr(dWeight)), .i64(rows), .i64(dim)])
+        }
+    }
+
+    public func ropeBackward(_ dx: Tensor, rows: Int, heads: Int, headDim: Int, cos: Tensor, sin: Tensor) {
+        rope(dx, rows: rows, heads: heads, headDim: headDim, cos: cos, sin: sin, inverse: true)
+    }
+
+    /// Each row's document start (or 0 without documents), in a scratch buffer.
+    private func documentStarts(_ documents: Tensor?, rows: Int) -> qlora_CUdeviceptr {
+        guard let documents else { return 0 }
+        let starts = scratch("document starts", bytes: rows * 4)
+        context.launch("ql_document_starts", grid: CUDAContext.gridFor(rows), block: 256,
+                       [.pointer(ptr(documents)), .pointer(starts), .i64(rows)])
+        return starts
+    }
+
+    public func attentionTraining(q: Tensor, k: Tensor, v: Tensor, out: Tensor, logsumexp: Tensor?, documents: Tensor?, rows: Int,
+                                  heads: Int, kvHeads: Int, headDim: Int, scale: Float) {
+        precondition(headDim <= 256, "attention head dimension \(headDim) > 256")
+        let starts = documentStarts(documents, rows: rows)
+        context.launch("ql_attention_forward_f32", grid: warpsGrid(rows * heads), block: 128,
+                       [.pointer(ptr(q)), .pointer(ptr(k)), .pointer(ptr(v)), .pointer(ptr(out)), .pointer(optionalPtr(logsumexp)),
+                        .pointer(starts), .i64(rows), .i64(0), .i64(heads), .i64(kvHeads), .i64(headDim), .f32(scale)])
+    }
+
+    public func attentionBackward(dOut: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, logsumexp: Tensor, dq: Tensor, dk: Tensor,
+                                  dv: Tensor, documents: Tensor?, rows: Int, heads: Int, kvHeads: Int, headDim: Int, scale: Float) {
+        let starts = documentStarts(documents, rows: rows)
+        let delta = scratch("attention delta", bytes: rows * heads * 4)
+        context.launch("ql_attention_delta_f32", grid: warpsGrid(rows * heads), block: 128,
+                       [.pointer(ptr(dOut)), .pointer(ptr(out)), .pointer(delta), .i64(rows), .i64(heads), .i64(headDim)])
+        context.launch("ql_attention_backward_dq_f32", grid: warpsGrid(rows * heads), block: 128,
+                       [.pointer(ptr(dOut)), .pointer(ptr(q)), .pointer(ptr(k)), .pointer(ptr(v)), .pointer(ptr(logsumexp)), .pointer(delta),
+                        .pointer(ptr(dq)), .pointer(starts), .i64(rows), .i64(heads), .i64(kvHeads), .i64(headDim), .f32(scale)])
+        context.launch("ql_attention_backward_dkdv_f32", grid: warpsGrid(rows * kvHeads), block: 128,
+                       [.pointer(ptr(dOut)), .pointer(ptr(q)), .pointer(ptr(k)), .pointer(ptr(v)), .pointer(ptr(logsumexp)), .pointer(delta),
+                        .pointer(ptr(dk)), .pointer(ptr(dv)), .pointer(starts), .i64(rows), .i64(heads), .i64(kvHeads), .i64(headDim),
+                        .f32(scale)])
+    }
+
+    public func swigluBackward(_ dOut: Tensor, gate: Tensor, up: Tensor, dGate: Tensor, dUp: Tensor, count: Int) {
+        context.launch("ql_swiglu_backward_f32", grid: CUDAContext.gridFor(count), block: 256,
+                       [.pointer(ptr(dOut)), .pointer(ptr(gate)), .pointer(ptr(up)), .pointer(ptr(dGate)), .pointer(ptr(dUp)), .i64(count)])
+    }
+
+    public func crossEntropy(logits: Tensor, targets: Tensor, dLogits: Tensor?, rows: Int, vocab: Int,
+                             gradScale: Float) -> (sum: Double, count: Int) {
+        // The kernel works in place: on dLogits (a copy of the logits) when a gradient is wanted, else on scratch.
+        let work: qlora_CUdeviceptr
+        if let dLogits {
+            if !dLogits.sharesStorage(with: logits) || dLogits.offset != logits.offset { copy(logits.reshaped([rows * vocab]), to: dLogits.reshaped([rows * vocab])) }
+            work = ptr(dLogits)
+        } else {
+            work = scratch("cross-entropy logits", bytes: rows * vocab * 4)
+            context.makeCurrent()
+            context.must(context.driver.api.cuMemcpyDtoDAsync(work, ptr(logits), rows * vocab * 4, context.stream), "cuMemcpyDtoDAsync_v2")
+        }
+        let losses = scratch("cross-entropy losses", bytes: rows * 4)
+        context.launch("ql_cross_entropy_f32", grid: min(rows, 1 << 16), block: 256,
+                       [.pointer(work), .pointer(ptr(targets)), .pointer(losses), .i64(rows), .i64(vocab), .f32(gradScale),
+                        .i32(dLogits == nil ? 0 : 1)])
+        var perRow = [Float](repeating: 0, count: rows)
+        var ids = [Int32](repeating: 0, count: rows)
+        perRow.withUnsafeMutableBytes { context.download(losses, into: $0) }
+        ids.withUnsafeMutableBytes { context.download(ptr(targets), into: $0) }
+        var sum = 0.0, count = 0
+        for r in 0..<rows where ids[r] != CrossEntropy.ignoreIndex {
+            precondition(ids[r] >= 0 && Int(ids[r]) < vocab, "target \(ids[r]) outside the vocabulary of \(vocab) (row \(r))")
+            sum += Double(perRow[r])
+            count += 1
+        }
+        return (sum, count)
+    }
+
+    // MARK: The small ops
+
+    public func embedding(_ table: Tensor, ids: Tensor, _ out: Tensor, rows: Int, dim: Int) {
+        context.launch("ql_embedding_f32", grid: CUDAContext.gridFor(rows * dim), block: 256,
+                       [.pointer(ptr(table)), .pointer(ptr(ids)), .pointer(ptr(out)), .i64(rows), .i64(dim)])
+    }
+
+    public func embeddingBackward(_ dOut: Tensor, ids: Tensor, dTable: Tensor, rows: Int, dim: Int) {
+        let vocab = dTable.count / max(dim, 1)
+        context.launch("ql_embedding_backward_f32", grid: CUDAContext.gridFor(vocab * dim), block: 256,
+                       [.pointer(ptr(dOut)), .pointer(ptr(ids)), .pointer(ptr(dTable)), .i64(rows), .i64(dim), .i64(vocab)])
+    }
+
+    public func addBias(_ x: Tensor, _ bias: Tensor, rows: Int, width: Int) {
+        context.launch("ql_add_bias_f32", grid: CUDAContext.gridFor(rows * width), block: 256,
+                       [.pointer(ptr(x)), .pointer(ptr(bias)), .i64(rows), .i64(width)])
+    }
+
+    public func scale(_ x: Tensor, by s: Float, count: Int) {
+        context.launch("ql_scale_f32", grid: CUDAContext.gridFor(count), block: 256, [.pointer(ptr(x)), .f32(s), .i64(count)])
+    }
+
+    public func dropout(_ src: Tensor, _ dst: Tensor, count: Int, mask: DropoutMask) {
+        context.launch("ql_dropout_f32", grid: CUDAContext.gridFor(count), block: 256,
+                       [.pointer(ptr(src)), .pointer(ptr(dst)), .i64(count), .u64(0), .u64(mask.key), .u32(mask.threshold), .f32(mask.scale)])
+    }
+
+    public func adamW(_ p: Tensor, gradient g: Tensor, m: Tensor, v: Tensor, count: Int, step: AdamWStep) {
+        // qlora_math.h's ql_adamw_step: decay, hasDecay (int), w1, b2, w2, stepSize, bc2Sqrt, epsilon.
+        var bytes: [UInt8] = []
+        func f(_ x: Float) { withUnsafeBytes(of: x) { bytes += $0 } }
+        f(step.decay ?? 1)
+        withUnsafeBytes(of: Int32(step.decay == nil ? 0 : 1)) { bytes += $0 }
+        [step.w1, step.b2, step.w2, step.stepSize, step.bc2Sqrt, step.epsilon].forEach(f)
+        context.launch("ql_adamw_f32", grid: CUDAContext.gridFor(count), block: 256,
+                       [.pointer(ptr(p)), .pointer(ptr(g)), .pointer(ptr(m)), .pointer(ptr(v)), .i64(count), .bytes(bytes)])
+    }
+
+    /// Chunks of the deterministic norm's first pass: fixed, so the sum order never depends on the GPU.
+    static let normChunk = 1 << 16
+
+    public func sumOfSquares(_ x: Tensor, count: Int) -> Double {
+        guard count > 0 else { return 0 }
+        let chunks = (count + Self.normChunk - 1) / Self.normChunk
+        let partials = scratch("norm partials", bytes: chunks * 8 + 8)
+        context.launch("ql_sum_squares_partial", grid: chunks, block: 256,
+                       [.pointer(ptr(x)), .i64(count), .i64(Self.normChunk), .pointer(partials)])
+        let total = partials + qlora_CUdeviceptr(chunks * 8)
+        context.launch("ql_sum_partials", grid: 1, block: 32, [.pointer(partials), .i64(chunks), .pointer(total)])
+        var result = 0.0
+        withUnsafeMutableBytes(of: &result) { context.download(total, into: $0) }
+        return result
+    }
+}

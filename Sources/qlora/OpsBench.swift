@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+import QLoRABackends
+import QLoRABench
+import QLoRACore
+
+struct OpsBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ops",
+        abstract: "Every backend op against a reference backend on seeded random data: the largest error of each, against its tolerance.",
+        discussion: """
+            The conformance suite of the tests (Sources/QLoRABench/BackendConformance.swift), runnable where the \
+            tests are not: on a GPU machine, `qlora bench ops --backend cuda` compares every CUDA op with the \
+            scalar reference (scripts/gpu-check.sh). Exit status 1 when a check fails.
+            """)
+
+    @Option(help: "The backend checked: auto, cpu, reference or cuda.")
+    var backend: BackendChoice = .cpu
+
+    @Option(help: "The backend it is compared with.")
+    var against: BackendChoice = .reference
+
+    @Flag(help: "Print JSON instead of the table.")
+    var json = false
+
+    func run() throws {
+        let candidate = try Backends.make(backend, threads: nil)
+        let reference = try Backends.make(against, threads: nil)
+        let results = BackendConformance(candidate: candidate.backend, reference: reference.backend).run()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            print(String(decoding: try encoder.encode(results), as: UTF8.self))
+        } else {
+            print("backend \(candidate.summary) against \(reference.summary)")
+            print(BackendConformance.table(results, candidate: candidate.name, reference: reference.name))
+        }
+        if results.contains(where: { !$0.passed }) { throw ExitCode(1) }
+    }
+}
