@@ -146,6 +146,7 @@ public enum Pipeline {
                 run.appendEvent(["event": .string("stage_skipped"), "stage": .string(stage.rawValue),
                                  "fingerprint": .string(fingerprint)])
                 observer(.skipped(stage, reason: "up to date"))
+                impl.removeRecoveryState(runDirectory: run.url)
                 continue
             }
             guard selected else {
@@ -180,6 +181,7 @@ public enum Pipeline {
                 results.append(StageResult(stage: stage, state: .ran, reason: why, durationSeconds: manifest.durationSeconds,
                                            metrics: report.metrics, notes: report.notes))
                 observer(.finished(stage, manifest))
+                impl.removeRecoveryState(runDirectory: run.url)
             } catch {
                 let message = "\(error)"
                 failure = "stage \(stage.rawValue) failed: \(message)"

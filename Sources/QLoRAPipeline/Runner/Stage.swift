@@ -19,10 +19,16 @@ public protocol Stage: Sendable {
     /// and manifest (results differ between backends in the last bits).
     var usesBackend: Bool { get }
     func run(_ context: StageContext) throws -> StageReport
+    /// Removes what the stage kept outside its directory to survive a crash (the train stage's checkpoints), once
+    /// its outputs are committed: the runner calls it after the commit, and when it finds the stage up to date (a
+    /// process killed between the commit and this cleanup leaves them behind). Never before: a kill between the
+    /// end of `run` and the commit must still find them.
+    func removeRecoveryState(runDirectory: URL)
 }
 
 extension Stage {
     public var usesBackend: Bool { false }
+    public func removeRecoveryState(runDirectory: URL) {}
 }
 
 public struct StageContext: Sendable {

@@ -18,7 +18,8 @@ import QLoRATraining
 /// Checkpoints live outside the stage directory, in `<run>/train.checkpoints/`, so they survive a crash or
 /// a kill: a later `qlora run` resumes from the newest one that verifies (falling back past a corrupt one,
 /// and saying so) if it was made by the same configuration and data; SIGINT/SIGTERM save one and stop.
-/// They are removed once the stage completes.
+/// They are removed only once the stage's outputs are committed (`removeRecoveryState`): a kill after the last
+/// step but before the commit resumes at the last step and just writes the adapter.
 public struct TrainStage: Stage {
     public let id = StageID.train
     public let formatVersion = 1
@@ -124,7 +125,6 @@ public struct TrainStage: Stage {
         // The adapter, under PEFT's names, with the config PEFT writes.
         let trained = model.adapters
         try PEFTAdapter(lora: lora, weights: trained, baseModelNameOrPath: spec.model?.path).write(to: context.output)
-        try? FileManager.default.removeItem(at: stateDir)
 
         let first = trainer.metrics.first?.loss ?? .nan, last = trainer.metrics.last?.loss ?? .nan
         let speeds = trainer.metrics.map(\.tokensPerSecond).sorted()
@@ -140,6 +140,10 @@ public struct TrainStage: Stage {
                                 trainer.optimizer.pageEvictions))
         }
         return StageReport(metrics: metrics, notes: notes)
+    }
+
+    public func removeRecoveryState(runDirectory: URL) {
+        try? FileManager.default.removeItem(at: runDirectory.appendingPathComponent("train.checkpoints"))
     }
 
     /// What a checkpoint must match to be resumed: this stage's configuration and its upstream outputs.
