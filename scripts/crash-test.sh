@@ -70,7 +70,7 @@ set +e
 second=$?
 wait "$first"; first_status=$?
 set -e
-if [ "$second" -ne 0 ] && grep -q "locked by pid $first" "$WORK/b2.log"; then ok "second run refused, naming pid $first"
+if [ "$second" -eq 4 ] && grep -q "locked by pid $first" "$WORK/b2.log"; then ok "second run refused (exit 4), naming pid $first"
 else bad "second run: exit $second, $(cat "$WORK/b2.log")"; fi
 [ "$first_status" -eq 0 ] && digest "$WORK/b" | diff - "$WORK/ref.sha" >/dev/null && ok "first run completed untouched" \
   || bad "first run failed or differs"
@@ -101,7 +101,8 @@ if [ -f "$ROOT/models/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
       bad "training killed after checkpoint $after: resume differs ($(grep -h "resumed\|unusable" "$run.2.log" | head -2))"
     fi
   done
-  # SIGINT: a graceful stop that saves a checkpoint, exits 1 naming the step, and resumes to the same result.
+  # SIGINT: a graceful stop that saves a checkpoint, exits 75 (interrupted, resumable) naming the step, with
+  # summary.json saying so, and resumes to the same result.
   run="$WORK/t-sigint"
   "$QLORA" run "$ROOT/pipelines/tiny.yaml" --run-dir "$run" --ci > "$run.1.log" 2>&1 &
   pid=$!
@@ -109,9 +110,9 @@ if [ -f "$ROOT/models/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
   kill -INT "$pid" 2>/dev/null || true
   set +e; wait "$pid"; status=$?; set -e
   "$QLORA" run "$ROOT/pipelines/tiny.yaml" --run-dir "$run" --ci > "$run.2.log" 2>&1
-  if [ "$status" -eq 1 ] && grep -q "interrupted at step" "$run.1.log" && grep -q "resumed from step-" "$run.2.log" \
+  if [ "$status" -eq 75 ] && grep -q "interrupted at step" "$run.1.log" && grep -q "resumed from step-" "$run.2.log" \
      && [ "$(sha256sum < "$run/train/adapter_model.safetensors")" = "$ref_adapter" ]; then
-    ok "SIGINT saved a checkpoint and exited 1; the next run resumed to a byte-identical adapter"
+    ok "SIGINT saved a checkpoint and exited 75; the next run resumed to a byte-identical adapter"
   else
     bad "SIGINT: exit $status, $(grep -h "interrupted\|resumed" "$run.1.log" "$run.2.log" | head -2)"
   fi

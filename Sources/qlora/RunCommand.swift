@@ -50,7 +50,13 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let spec = try loadSpec(self.spec)
+        let spec: JobSpec
+        do {
+            spec = try JobSpec.load(path: self.spec)
+        } catch {
+            printError("\(error)")
+            finishEarly(.badSpec, message: "\(error)")
+        }
         let interactive = !ci && isTerminal(STDERR_FILENO) && ProcessInfo.processInfo.environment["CI"] == nil
         let renderer = ProgressRenderer(interactive: interactive)
         let options = Pipeline.Options(runDirectory: runDir, from: from, only: only, force: force,
@@ -65,45 +71,98 @@ struct RunCommand: ParsableCommand {
             result = try Pipeline.run(spec: spec, options: options, logger: Logger(label: "qlora")) { event in
                 renderer.handle(event)
             }
+        } catch let error as RunLockedError {
+            printError("error: \(error)")
+            annotate(error.description)
+            throw ExitCode(RunOutcome.locked.exitCode)   // the directory is the other run's: no summary written into it
         } catch let error as SpecErrors {
             printError(error.description)
-            throw ExitCode(2)
+            finishEarly(.badSpec, message: error.description)
         } catch let error as PipelineArgumentError {
             printError("error: \(error)")
-            throw ExitCode(2)
+            finishEarly(.badSpec, message: "\(error)")
         } catch {
+            // Before any stage ran (the backend, the run directory): not worth retrying as is.
             printError("error: \(error)")
-            throw ExitCode(1)
+            finishEarly(.stageFailed, message: "\(error)")
         }
         let total = Date().timeIntervalSince(started)
-        if !interactive {
-            let md = try RunSummary.write(result, spec: spec, totalSeconds: total)
-            printSafe("summary: \(md.path)")
-        }
+        let md = try RunSummary.write(result, spec: spec, totalSeconds: total)
+        printSafe("summary: \(md.path)")
+        GitHubActions.appendStepSummary(from: md)
+        let outcome = result.outcome
         if let failure = result.failure {
-            printError("error: \(failure)")
-            throw ExitCode(1)
+            printError(outcome == .interrupted ? "interrupted: \(failure)" : "error: \(failure)")
+            annotate(failure)
+            throw ExitCode(outcome.exitCode)
         }
         let ran = result.stages.filter { $0.state == .ran }.count
         print(ran == 0 ? "everything up to date (\(formatDuration(total)))" : "done: \(ran) stage(s) ran in \(formatDuration(total))")
+    }
+
+    /// Ends a run refused before any stage: `summary.json` where the run would live (when that can be known), the
+    /// outcome's exit status.
+    private func finishEarly(_ outcome: RunOutcome, message: String) -> Never {
+        if let hint = JobSpec.runDirectoryHint(specPath: spec, override: runDir) {
+            try? RunSummary.writeEarly(runDirectory: hint.url, name: hint.name, outcome: outcome, message: message)
+        }
+        annotate(message)
+        Foundation.exit(outcome.exitCode)
+    }
+
+    private func annotate(_ message: String) { GitHubActions.error(message, title: "qlora run \(spec)") }
+}
+
+/// GitHub Actions' workflow commands, when running there (`GITHUB_ACTIONS=true`): failures as `::error`
+/// annotations, the run's Markdown summary appended to the job summary (`GITHUB_STEP_SUMMARY`).
+enum GitHubActions {
+    static var active: Bool { ProcessInfo.processInfo.environment["GITHUB_ACTIONS"] == "true" }
+
+    static func error(_ message: String, title: String) {
+        guard active else { return }
+        // Workflow-command escaping: %, CR and LF in the message; also , and : in properties.
+        func escape(_ s: String, property: Bool = false) -> String {
+            var out = s.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "\r", with: "%0D")
+                .replacingOccurrences(of: "\n", with: "%0A")
+            if property { out = out.replacingOccurrences(of: ":", with: "%3A").replacingOccurrences(of: ",", with: "%2C") }
+            return out
+        }
+        print("::error title=\(escape(title, property: true))::\(escape(message))")
+    }
+
+    static func appendStepSummary(from markdown: URL) {
+        guard active, let path = ProcessInfo.processInfo.environment["GITHUB_STEP_SUMMARY"], !path.isEmpty,
+              let text = try? String(contentsOf: markdown, encoding: .utf8),
+              let handle = FileHandle(forWritingAtPath: path) else { return }
+        handle.seekToEndOfFile()
+        handle.write(Data((text + "\n").utf8))
+        try? handle.close()
     }
 }
 
 extension StageID: ExpressibleByArgument {}
 
-/// The run's stop requests. The CLI owns the process's signals: SIGINT/SIGTERM become a request while a stage
-/// polls for one (training saves a checkpoint and stops); otherwise the signal's default action ends the process,
-/// as if no handler were installed (an interrupt is never deferred to a stage that would not notice it).
+/// The run's stop requests. The CLI owns the process's signals: the first SIGINT/SIGTERM becomes a request, which a
+/// polling stage honours at its next safe point (training saves a checkpoint and stops) and the runner honours before
+/// the next stage (a stage that does not poll finishes first, then the run stops: exit 75, resumable). A second
+/// signal takes its default action and ends the process at once (stages are atomic, so nothing committed is lost).
 private let runCancellation = Cancellation()
 
 private func installStopHandlers() {
+    // A parent may hand the signals down blocked (Foundation's Process does, from a thread that blocks them): unblock
+    // them on this thread, so a stop request is never left pending.
+    var stops = sigset_t()
+    sigemptyset(&stops)
+    sigaddset(&stops, SIGINT)
+    sigaddset(&stops, SIGTERM)
+    pthread_sigmask(SIG_UNBLOCK, &stops, nil)
     for sig in [SIGINT, SIGTERM] {
         signal(sig) { sig in
-            if runCancellation.acceptsRequests {
-                runCancellation.request()
-            } else {
+            if runCancellation.isRequested {
                 signal(sig, SIG_DFL)
                 raise(sig)
+            } else {
+                runCancellation.request()
             }
         }
     }

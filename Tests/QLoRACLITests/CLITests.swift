@@ -27,13 +27,15 @@ struct CLI {
         var all: String { stdout + stderr }
     }
 
-    static func run(_ arguments: [String], in directory: URL? = nil, stdin: String? = nil) throws -> Output {
+    static func run(_ arguments: [String], in directory: URL? = nil, stdin: String? = nil,
+                    environment: [String: String] = [:]) throws -> Output {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
         process.currentDirectoryURL = directory ?? root
         var env = ProcessInfo.processInfo.environment
         env["QLORA_PROGRESS_INTERVAL"] = "0"
+        env.merge(environment) { $1 }
         process.environment = env
         let out = Pipe(), err = Pipe()
         process.standardOutput = out

@@ -68,7 +68,11 @@ public enum Pipeline {
         public var backend: String
         public var stages: [StageResult]
         public var failure: String?
+        /// The failure was a stop request (SIGINT/SIGTERM): progress is saved and running again resumes.
+        public var interrupted = false
         public var succeeded: Bool { failure == nil }
+        /// What the run's exit status says (the CI contract, RunOutcome.swift).
+        public var outcome: RunOutcome { failure == nil ? .succeeded : interrupted ? .interrupted : .stageFailed }
     }
 
     /// The stages this build implements.
@@ -104,6 +108,7 @@ public enum Pipeline {
         var fingerprints: [StageID: String] = [:]
         var rerun: Set<StageID> = []
         var failure: String?
+        var interrupted = false
 
         // With --only, stages downstream of (or unrelated to) the selected one are left alone.
         let considered = enabled.filter { stage in options.only.map { $0 == stage || $0.dependsOn(stage) } ?? true }
@@ -111,8 +116,13 @@ public enum Pipeline {
             guard let impl = registry[stage] else {
                 throw PipelineArgumentError("stage \(stage.rawValue) is not available in this build")
             }
+            if failure == nil && options.cancellation.isRequested {
+                // A stop request that came while no stage was polling for one: stop before the next stage.
+                failure = "interrupted before stage \(stage.rawValue); completed stages are kept: run again to resume"
+                interrupted = true
+            }
             if failure != nil {
-                results.append(StageResult(stage: stage, state: .notRun, reason: "an earlier stage failed",
+                results.append(StageResult(stage: stage, state: .notRun, reason: interrupted ? "interrupted" : "an earlier stage failed",
                                            durationSeconds: 0, metrics: [:], notes: []))
                 continue
             }
@@ -185,6 +195,7 @@ public enum Pipeline {
             } catch {
                 let message = "\(error)"
                 failure = "stage \(stage.rawValue) failed: \(message)"
+                interrupted = (error as? StageFailure)?.interrupted ?? false
                 run.appendEvent(["event": .string("stage_failed"), "stage": .string(stage.rawValue), "error": .string(message)])
                 results.append(StageResult(stage: stage, state: .failed, reason: message,
                                            durationSeconds: Date().timeIntervalSince(started), metrics: [:], notes: []))
@@ -192,7 +203,7 @@ public enum Pipeline {
                 _ = try? run.removeStaleTemporaries()
             }
         }
-        return Result(runDirectory: run.url, backend: selection.name, stages: results, failure: failure)
+        return Result(runDirectory: run.url, backend: selection.name, stages: results, failure: failure, interrupted: interrupted)
     }
 
     /// SHA-256 over the stage identity, its format version, its configuration, the backend it computes on (if

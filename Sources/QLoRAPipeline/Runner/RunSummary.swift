@@ -1,51 +1,88 @@
 import Foundation
 import QLoRAFormats
 
-/// The machine- and human-readable summary of one `qlora run` (CI mode): `summary.json` and
-/// `summary.md` in the run directory.
+/// The machine- and human-readable summary of one `qlora run`: `summary.json` and `summary.md` in the run
+/// directory, written at the end of every run (`summary.json` also when the spec is invalid, `writeEarly`).
+/// `summary.json` carries the outcome (`status`, `exit_code`, `resumable`: RunOutcome.swift), each stage, and the
+/// artifacts (every output of a completed stage, with its sha256).
 public enum RunSummary {
-    /// Writes both files atomically and returns the Markdown file's URL.
-    @discardableResult
-    public static func write(_ result: Pipeline.Result, spec: JobSpec, totalSeconds: Double) throws -> URL {
-        struct StageEntry: Encodable {
-            var stage: String
-            var state: String
-            var reason: String
-            var durationSeconds: Double
-            var metrics: [String: Double]
-            var notes: [String]
-            enum CodingKeys: String, CodingKey {
-                case stage, state, reason, durationSeconds = "duration_seconds", metrics, notes
-            }
+    struct StageEntry: Encodable {
+        var stage: String
+        var state: String
+        var reason: String
+        var durationSeconds: Double
+        var metrics: [String: Double]
+        var notes: [String]
+        enum CodingKeys: String, CodingKey {
+            case stage, state, reason, durationSeconds = "duration_seconds", metrics, notes
         }
-        struct Summary: Encodable {
-            var name: String
-            var runDirectory: String
-            var status: String
-            var failure: String?
-            var totalSeconds: Double
-            var toolVersion: String
-            var backend: String
-            var stages: [StageEntry]
-            enum CodingKeys: String, CodingKey {
-                case name, runDirectory = "run_directory", status, failure, totalSeconds = "total_seconds"
-                case toolVersion = "tool_version", backend, stages
-            }
+    }
+
+    /// One output file of a completed stage (from its manifest), relative to the run directory.
+    struct Artifact: Encodable {
+        var stage: String
+        var path: String
+        var sha256: String
+        var size: Int64
+    }
+
+    struct Summary: Encodable {
+        var name: String
+        var runDirectory: String
+        var status: String
+        var exitCode: Int32
+        var resumable: Bool
+        var failure: String?
+        var totalSeconds: Double
+        var toolVersion: String
+        var backend: String?
+        var stages: [StageEntry]
+        var artifacts: [Artifact]
+        enum CodingKeys: String, CodingKey {
+            case name, runDirectory = "run_directory", status, exitCode = "exit_code", resumable, failure, totalSeconds = "total_seconds"
+            case toolVersion = "tool_version", backend, stages, artifacts
         }
-        let summary = Summary(
-            name: spec.name, runDirectory: result.runDirectory.path, status: result.succeeded ? "succeeded" : "failed",
-            failure: result.failure, totalSeconds: totalSeconds, toolVersion: ToolInfo.version, backend: result.backend,
-            stages: result.stages.map {
-                StageEntry(stage: $0.stage.rawValue, state: $0.state.rawValue, reason: $0.reason,
-                           durationSeconds: $0.durationSeconds, metrics: $0.metrics, notes: $0.notes)
-            })
+    }
+
+    static func writeJSON(_ summary: Summary, to directory: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         var json = try encoder.encode(summary)
         json.append(0x0A)
-        try AtomicFile.write(json, to: result.runDirectory.appendingPathComponent("summary.json"))
+        try AtomicFile.write(json, to: directory.appendingPathComponent("summary.json"))
+    }
 
-        var md = "# qlora run `\(spec.name)`: \(result.succeeded ? "succeeded" : "FAILED")\n\n"
+    /// The summary of a run that ended before any stage (an invalid spec or command line): `summary.json` in
+    /// `runDirectory` (created if needed) with the outcome and the message, no stages. Not for `.locked`: the
+    /// directory belongs to the run that holds it.
+    public static func writeEarly(runDirectory: URL, name: String, outcome: RunOutcome, message: String) throws {
+        precondition(outcome != .locked, "a locked run directory is another run's")
+        try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
+        try writeJSON(Summary(name: name, runDirectory: runDirectory.path, status: outcome.rawValue, exitCode: outcome.exitCode,
+                              resumable: outcome.resumable, failure: message, totalSeconds: 0, toolVersion: ToolInfo.version,
+                              backend: nil, stages: [], artifacts: []), to: runDirectory)
+    }
+
+    /// Writes both files atomically and returns the Markdown file's URL.
+    @discardableResult
+    public static func write(_ result: Pipeline.Result, spec: JobSpec, totalSeconds: Double) throws -> URL {
+        let run = RunDirectory(url: result.runDirectory)
+        let artifacts = result.stages.flatMap { s -> [Artifact] in
+            guard s.state == .ran || s.state == .skipped, let m = run.manifest(s.stage) else { return [] }
+            return m.outputs.map { Artifact(stage: s.stage.rawValue, path: "\(s.stage.rawValue)/\($0.path)", sha256: $0.sha256, size: $0.size) }
+        }
+        let outcome = result.outcome
+        let summary = Summary(
+            name: spec.name, runDirectory: result.runDirectory.path, status: outcome.rawValue, exitCode: outcome.exitCode,
+            resumable: outcome.resumable, failure: result.failure, totalSeconds: totalSeconds, toolVersion: ToolInfo.version,
+            backend: result.backend,
+            stages: result.stages.map {
+                StageEntry(stage: $0.stage.rawValue, state: $0.state.rawValue, reason: $0.reason,
+                           durationSeconds: $0.durationSeconds, metrics: $0.metrics, notes: $0.notes)
+            }, artifacts: artifacts)
+        try writeJSON(summary, to: result.runDirectory)
+
+        var md = "# qlora run `\(spec.name)`: \(outcome == .succeeded ? "succeeded" : outcome.rawValue.uppercased())\n\n"
         if let failure = result.failure { md += "> \(failure.replacingOccurrences(of: "\n", with: " "))\n\n" }
         md += "| stage | state | duration | key metrics |\n|---|---|---:|---|\n"
         for s in result.stages {

@@ -74,7 +74,13 @@ public struct StageReport: Sendable {
 /// A stage failure with its cause; the CLI prints it and exits 1.
 public struct StageFailure: Error, CustomStringConvertible, Sendable {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// The stage stopped on a stop request (SIGINT/SIGTERM) at a safe point, with its progress saved: running again
+    /// resumes (exit status 75, `RunOutcome.interrupted`).
+    public var interrupted: Bool
+    public init(_ message: String, interrupted: Bool = false) {
+        self.message = message
+        self.interrupted = interrupted
+    }
     public var description: String { message }
 }
 

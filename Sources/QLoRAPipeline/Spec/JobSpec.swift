@@ -49,6 +49,25 @@ public struct JobSpec: Codable, Sendable {
         return baseDirectory.appendingPathComponent(expanded).standardizedFileURL
     }
 
+    /// Where the run of the spec at `path` would live, read leniently from an invalid spec (its `name` and `run_dir`
+    /// when they are strings), so the summary of a run refused for its spec has a place; nil when unknowable.
+    public static func runDirectoryHint(specPath path: String, override: String?) -> (name: String, url: URL)? {
+        let specURL = URL(fileURLWithPath: path).standardizedFileURL
+        let name = (try? String(contentsOf: specURL, encoding: .utf8)).flatMap { text in
+            (try? Yams.load(yaml: text)) as? [String: Any]
+        }
+        let specName = (name?["name"] as? String) ?? specURL.deletingPathExtension().lastPathComponent
+        if let override { return (specName, URL(fileURLWithPath: override).standardizedFileURL) }
+        if let runDir = name?["run_dir"] as? String {
+            let expanded = (runDir as NSString).expandingTildeInPath
+            return (specName, expanded.hasPrefix("/") ? URL(fileURLWithPath: expanded).standardizedFileURL
+                        : specURL.deletingLastPathComponent().appendingPathComponent(expanded).standardizedFileURL)
+        }
+        guard let n = name?["name"] as? String, !n.isEmpty, !n.contains("/"), n != ".", n != ".." else { return nil }
+        return (specName, URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("runs")
+                    .appendingPathComponent(n).standardizedFileURL)
+    }
+
     /// Where the run lives: `--run-dir` wins, then `run_dir` (relative to the spec), then `runs/<name>`.
     public func runDirectory(override: String?) -> URL {
         if let override { return URL(fileURLWithPath: override).standardizedFileURL }

@@ -117,7 +117,8 @@ public struct TrainStage: Stage {
         }
         try metricsFile.close()
         guard finished else {
-            throw StageFailure("interrupted at step \(trainer.step) of \(maxSteps); a checkpoint was saved in \(stateDir.path): run again to resume")
+            throw StageFailure("interrupted at step \(trainer.step) of \(maxSteps); a checkpoint was saved in \(stateDir.path): run again to resume",
+                               interrupted: true)
         }
         context.progress.finish(Int64(maxSteps))
         try? FileManager.default.removeItem(atPath: context.output.appendingPathComponent(".optimizer.pages").path)

@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+
+/// The CI contract of `qlora run` (Sources/QLoRAPipeline/Runner/RunOutcome.swift): exit statuses a job runner can act
+/// on, `summary.json` always written (also for an invalid spec) with the outcome and the artifacts, GitHub Actions
+/// annotations and job summary, and a stop signal outside training ending the run after the current stage, resumable.
+@Suite(.serialized) struct CIContractTests {
+    private func summary(_ runDir: URL) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: runDir.appendingPathComponent("summary.json"))) as! [String: Any]
+    }
+
+    @Test func anInvalidSpecExits2WithASummary() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try "name: broken\ndataset:\n  files: [{path: missing.jsonl, format: alpaca}]\n".write(
+            to: dir.appendingPathComponent("spec.yaml"), atomically: true, encoding: .utf8)
+        let stepSummary = dir.appendingPathComponent("step-summary.md")
+        let out = try CLI.run(["run", "spec.yaml", "--ci"], in: dir,
+                              environment: ["GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": stepSummary.path])
+        #expect(out.status == 2, "\(out.all)")
+        let s = try summary(dir.appendingPathComponent("runs/broken"))
+        #expect(s["status"] as? String == "invalid")
+        #expect(s["exit_code"] as? Int == 2)
+        #expect(s["resumable"] as? Bool == false)
+        #expect((s["failure"] as? String)?.contains("missing.jsonl") == true)
+        #expect(out.stdout.contains("::error title=qlora run spec.yaml::"), "\(out.stdout)")
+    }
+
+    @Test func aSucceededRunListsItsArtifactsAndWritesTheJobSummary() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let rows = (0..<30).map { #"{"instruction": "say \#($0)", "output": "\#($0)"}"# }.joined(separator: "\n")
+        try rows.write(to: dir.appendingPathComponent("d.jsonl"), atomically: true, encoding: .utf8)
+        try "name: ok\ndataset:\n  files: [{path: d.jsonl, format: alpaca}]\n  eval_fraction: 0.1\n".write(
+            to: dir.appendingPathComponent("spec.yaml"), atomically: true, encoding: .utf8)
+        let stepSummary = dir.appendingPathComponent("step-summary.md")
+        try Data().write(to: stepSummary)
+        let out = try CLI.run(["run", "spec.yaml", "--run-dir", "r"], in: dir,
+                              environment: ["GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": stepSummary.path])
+        #expect(out.status == 0, "\(out.all)")
+        let s = try summary(dir.appendingPathComponent("r"))
+        #expect(s["status"] as? String == "succeeded" && s["exit_code"] as? Int == 0)
+        let artifacts = try #require(s["artifacts"] as? [[String: Any]])
+        let paths = artifacts.compactMap { $0["path"] as? String }
+        #expect(paths.contains("ingest/train.jsonl") && paths.contains("ingest/eval.jsonl"), "\(paths)")
+        #expect(artifacts.allSatisfy { ($0["sha256"] as? String)?.count == 64 })
+        #expect(try String(contentsOf: stepSummary, encoding: .utf8).contains("# qlora run `ok`: succeeded"))
+        #expect(!out.stdout.contains("::error"))
+    }
+
+    /// SIGTERM while a stage that does not poll (ingest of a large file) runs: the stage completes, the run stops
+    /// before the next one with exit 75 and an "interrupted", resumable summary; the next run skips ingest.
+    @Test func aStopSignalEndsTheRunAfterTheCurrentStageResumably() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let big = dir.appendingPathComponent("big.jsonl")
+        let gen = try CLI.run(["bench", "ingest", "--generate-only", "--size-mb", "120", "--file", big.path])
+        #expect(gen.status == 0, "\(gen.all)")
+        let tokenizer = CLI.root.appendingPathComponent("Tests/QLoRATokenizerTests/Fixtures/smollm2").path
+        try "name: stop\ndataset:\n  files: [{path: big.jsonl, format: alpaca}]\n  eval_fraction: 0.05\ntokenizer:\n  path: \(tokenizer)\n  max_seq_len: 2048\n".write(
+            to: dir.appendingPathComponent("spec.yaml"), atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = CLI.binary
+        process.arguments = ["run", "spec.yaml", "--run-dir", "r", "--ci"]
+        process.currentDirectoryURL = dir
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        try process.run()
+        // Signal while ingest reads the 120 MB (about 1.7 s on 2 cores).
+        Thread.sleep(forTimeInterval: 0.5)
+        process.terminate()   // SIGTERM
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 75, "\(text)")
+        let s = try summary(dir.appendingPathComponent("r"))
+        #expect(s["status"] as? String == "interrupted" && s["resumable"] as? Bool == true && s["exit_code"] as? Int == 75)
+        let stages = try #require(s["stages"] as? [[String: Any]])
+        #expect(stages.first { $0["stage"] as? String == "ingest" }?["state"] as? String == "ran")
+        #expect(stages.first { $0["stage"] as? String == "tokenize" }?["state"] as? String == "not run")
+        let again = try CLI.run(["run", "spec.yaml", "--run-dir", "r", "--ci", "--only", "ingest"], in: dir)
+        #expect(again.status == 0 && again.stdout.contains("ingest    skipped: up to date"), "\(again.all)")
+    }
+}
