@@ -96,6 +96,14 @@ struct RunCommand: ParsableCommand {
             annotate(failure)
             throw ExitCode(outcome.exitCode)
         }
+        for gate in result.gates { printSafe("gate \(gate.passed ? "passed" : "FAILED"): \(gate.message)") }
+        if outcome == .gateFailed {
+            let failed = result.gates.filter { !$0.passed }
+            let message = "\(failed.count) quality gate(s) failed: " + failed.map(\.message).joined(separator: "; ")
+            printError("error: \(message)")
+            annotate(message)
+            throw ExitCode(outcome.exitCode)
+        }
         let ran = result.stages.filter { $0.state == .ran }.count
         print(ran == 0 ? "everything up to date (\(formatDuration(total)))" : "done: \(ran) stage(s) ran in \(formatDuration(total))")
     }

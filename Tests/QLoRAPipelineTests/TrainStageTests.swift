@@ -37,7 +37,7 @@ import Synchronization
             """, to: dir.appendingPathComponent("config.json"))
     }
 
-    static func spec(in dir: URL) throws -> JobSpec {
+    static func spec(in dir: URL, evalFraction: Double = 0) throws -> JobSpec {
         try writeTinyModel(to: dir.appendingPathComponent("model"))
         let rows = (0..<24).map { #"{"prompt": "question \#($0) about things", "completion": " answer \#($0 * 7) here"}"# }
         try write(rows.joined(separator: "\n") + "\n", to: dir.appendingPathComponent("d.jsonl"))
@@ -46,7 +46,7 @@ import Synchronization
             run_dir: run
             dataset:
               files: [{path: d.jsonl, format: completion}]
-              eval_fraction: 0
+              eval_fraction: \(evalFraction)
             tokenizer:
               path: \(spbpe)
             model:

@@ -26,8 +26,12 @@ public struct EvaluateStage: Stage {
     public func configuration(of spec: JobSpec) throws -> Data {
         // Task file contents enter the fingerprint as input files; the chat template and tokenizer through
         // the tokenize stage's fingerprint.
+        // The quality gates are checked by the runner after the stages: changing one reruns nothing.
         struct Config: Encodable { var evaluation: EvaluationSection? }
-        return try canonicalJSON(Config(evaluation: spec.evaluation))
+        var evaluation = spec.evaluation
+        evaluation?.gates = []
+        evaluation?.baseline = nil
+        return try canonicalJSON(Config(evaluation: evaluation))
     }
 
     public func inputFiles(of spec: JobSpec) -> [URL] {

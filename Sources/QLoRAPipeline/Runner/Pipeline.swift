@@ -71,8 +71,13 @@ public enum Pipeline {
         /// The failure was a stop request (SIGINT/SIGTERM): progress is saved and running again resumes.
         public var interrupted = false
         public var succeeded: Bool { failure == nil }
+        /// The quality gates checked after the stages (empty without `evaluation.gates`).
+        public var gates: [GateResult] = []
         /// What the run's exit status says (the CI contract, RunOutcome.swift).
-        public var outcome: RunOutcome { failure == nil ? .succeeded : interrupted ? .interrupted : .stageFailed }
+        public var outcome: RunOutcome {
+            if failure != nil { return interrupted ? .interrupted : .stageFailed }
+            return gates.allSatisfy(\.passed) ? .succeeded : .gateFailed
+        }
     }
 
     /// The stages this build implements.
@@ -203,7 +208,19 @@ public enum Pipeline {
                 _ = try? run.removeStaleTemporaries()
             }
         }
-        return Result(runDirectory: run.url, backend: selection.name, stages: results, failure: failure, interrupted: interrupted)
+        var gates: [GateResult] = []
+        if failure == nil, let e = spec.evaluation, !e.gates.isEmpty, options.only == nil || options.only == .evaluate {
+            let evaluate = run.manifest(.evaluate)?.metrics ?? [:]
+            do {
+                let baseline = try e.baseline.map { try QualityGates.baselineMetrics(summary: spec.resolve($0)) }
+                gates = QualityGates.check(e.gates, evaluate: evaluate, baseline: baseline)
+            } catch {
+                failure = "\(error)"
+            }
+            run.appendEvent(["event": .string("gates_checked"), "failed": .number(Double(gates.filter { !$0.passed }.count))])
+        }
+        return Result(runDirectory: run.url, backend: selection.name, stages: results, failure: failure, interrupted: interrupted,
+                      gates: gates)
     }
 
     /// SHA-256 over the stage identity, its format version, its configuration, the backend it computes on (if

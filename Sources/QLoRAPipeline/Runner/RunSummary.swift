@@ -38,9 +38,10 @@ public enum RunSummary {
         var backend: String?
         var stages: [StageEntry]
         var artifacts: [Artifact]
+        var gates: [GateResult]
         enum CodingKeys: String, CodingKey {
             case name, runDirectory = "run_directory", status, exitCode = "exit_code", resumable, failure, totalSeconds = "total_seconds"
-            case toolVersion = "tool_version", backend, stages, artifacts
+            case toolVersion = "tool_version", backend, stages, artifacts, gates
         }
     }
 
@@ -60,7 +61,7 @@ public enum RunSummary {
         try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
         try writeJSON(Summary(name: name, runDirectory: runDirectory.path, status: outcome.rawValue, exitCode: outcome.exitCode,
                               resumable: outcome.resumable, failure: message, totalSeconds: 0, toolVersion: ToolInfo.version,
-                              backend: nil, stages: [], artifacts: []), to: runDirectory)
+                              backend: nil, stages: [], artifacts: [], gates: []), to: runDirectory)
     }
 
     /// Writes both files atomically and returns the Markdown file's URL.
@@ -79,7 +80,7 @@ public enum RunSummary {
             stages: result.stages.map {
                 StageEntry(stage: $0.stage.rawValue, state: $0.state.rawValue, reason: $0.reason,
                            durationSeconds: $0.durationSeconds, metrics: $0.metrics, notes: $0.notes)
-            }, artifacts: artifacts)
+            }, artifacts: artifacts, gates: result.gates)
         try writeJSON(summary, to: result.runDirectory)
 
         var md = "# qlora run `\(spec.name)`: \(outcome == .succeeded ? "succeeded" : outcome.rawValue.uppercased())\n\n"
@@ -89,6 +90,12 @@ public enum RunSummary {
             let metrics = s.metrics.keys.sorted().map { "\($0) \(formatMetric(s.metrics[$0]!))" }.joined(separator: ", ")
             let state = s.state == .ran ? "ran (\(s.reason))" : s.state.rawValue
             md += "| \(s.stage.rawValue) | \(state) | \(formatDuration(s.durationSeconds)) | \(metrics) |\n"
+        }
+        if !result.gates.isEmpty {
+            md += "\n| quality gate | bound | result |\n|---|---|---|\n"
+            for g in result.gates {
+                md += "| \(g.metric) | \(g.bound) \(formatMetric(g.threshold)) | \(g.passed ? "passed" : "**FAILED**"): \(g.message) |\n"
+            }
         }
         let notes = result.stages.flatMap { s in s.notes.map { "- **\(s.stage.rawValue)**: \($0)" } }
         if !notes.isEmpty { md += "\n" + notes.joined(separator: "\n") + "\n" }

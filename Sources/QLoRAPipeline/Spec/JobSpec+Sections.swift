@@ -300,18 +300,25 @@ public struct EvaluationSection: Codable, Sendable, Equatable {
     public var maxEvalSequences: Int
     /// Token rows per batched scoring forward.
     public var batchRows: Int
+    /// Quality gates checked after the run's stages (QualityGates.swift).
+    public var gates: [QualityGate]
+    /// Another run's `summary.json` (relative to the spec), for the gates' `*_vs_baseline` bounds.
+    public var baseline: String?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case tasks, prompts, maxNewTokens = "max_new_tokens", maxEvalSequences = "max_eval_sequences", batchRows = "batch_rows"
+        case gates, baseline
     }
 
     public init(tasks: [EvaluationTask] = [], prompts: [String] = [], maxNewTokens: Int = 64, maxEvalSequences: Int = 256,
-                batchRows: Int = 1024) {
+                batchRows: Int = 1024, gates: [QualityGate] = [], baseline: String? = nil) {
         self.tasks = tasks
         self.prompts = prompts
         self.maxNewTokens = maxNewTokens
         self.maxEvalSequences = maxEvalSequences
         self.batchRows = batchRows
+        self.gates = gates
+        self.baseline = baseline
     }
 }
 
@@ -323,6 +330,8 @@ extension EvaluationSection {
         maxNewTokens = try c.decodeIfPresent(Int.self, forKey: .maxNewTokens) ?? 64
         maxEvalSequences = try c.decodeIfPresent(Int.self, forKey: .maxEvalSequences) ?? 256
         batchRows = try c.decodeIfPresent(Int.self, forKey: .batchRows) ?? 1024
+        gates = try c.decodeIfPresent([QualityGate].self, forKey: .gates) ?? []
+        baseline = try c.decodeIfPresent(String.self, forKey: .baseline)
     }
 }
 

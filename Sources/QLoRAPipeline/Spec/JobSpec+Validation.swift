@@ -33,6 +33,14 @@ extension JobSpec {
                 out.append(error("evaluation.tasks[\(i)].path", "not a regular file: \(url.path) (\(what))"))
             }
         }
+        if let baseline = evaluation?.baseline {
+            let url = resolve(baseline)
+            if !FileManager.default.fileExists(atPath: url.path) {
+                out.append(error("evaluation.baseline", "baseline summary not found: \(url.path)"))
+            } else if let what = RegularFile.irregularKind(atPath: url.path) {
+                out.append(error("evaluation.baseline", "not a regular file: \(url.path) (\(what))"))
+            }
+        }
         if let t = tokenizer {
             if let source = tokenizerSource {
                 let key = t.path != nil ? "tokenizer.path" : "model.path"
@@ -214,6 +222,24 @@ private struct Checks {
         }
         check(!e.tasks.isEmpty || !e.prompts.isEmpty || e.maxEvalSequences > 0, "evaluation",
               "has nothing to do: give `tasks`, `prompts` or `max_eval_sequences` > 0")
+        let taskMetrics = e.tasks.flatMap { ["\($0.name)_acc", "\($0.name)_acc_norm"] }
+        let lossMetrics = e.maxEvalSequences > 0 ? ["eval_loss", "perplexity"] : []
+        for (i, gate) in e.gates.enumerated() {
+            let key = "\(p)gates[\(i)]"
+            let known = lossMetrics + taskMetrics
+            if !known.contains(gate.metric) {
+                var message = "`\(gate.metric)` is not a metric this evaluation reports (it reports: "
+                    + "\(known.isEmpty ? "none" : known.map { "`\($0)`" }.joined(separator: ", ")))"
+                if ["eval_loss", "perplexity"].contains(gate.metric) { message += "; the eval loss needs `max_eval_sequences` > 0" }
+                if let s = Suggestion.closest(to: gate.metric, in: known) { message += "; did you mean `\(s)`?" }
+                errors.append(spec.error(key + ".metric", message))
+            }
+            check(!gate.bounds.isEmpty, key, "has no bound: give `min`, `max`, `min_vs_base`, `max_vs_base`, `min_vs_baseline` or `max_vs_baseline`")
+            for (bound, value) in gate.bounds { check(value.isFinite, "\(key).\(bound)", "must be a finite number, got \(value)") }
+            if gate.needsBaseline {
+                check(e.baseline != nil, key, "compares with a baseline: give `evaluation.baseline` (another run's summary.json)")
+            }
+        }
     }
 
     /// Sections must form a prefix-closed graph (training needs data and a model), and every stage they
