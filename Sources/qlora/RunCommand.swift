@@ -19,6 +19,7 @@ struct RunCommand: ParsableCommand {
               qlora run pipelines/tiny.yaml
               qlora run pipelines/quickstart.yaml --from ingest
               qlora run pipelines/quickstart.yaml --only ingest --force --ci
+              qlora run pipelines/quickstart.yaml --to prepare      # the CPU part of a job a GPU job then trains
             """)
 
     @Argument(help: "The job spec (YAML).")
@@ -32,6 +33,9 @@ struct RunCommand: ParsableCommand {
 
     @Option(help: "Bring only this stage up to date; its upstream stages must already be.")
     var only: StageID?
+
+    @Option(help: "Stop after this stage: run it and the stages it depends on, nothing downstream.")
+    var to: StageID?
 
     @Flag(help: "Rerun stages even when up to date (all of them, or the --only one).")
     var force = false
@@ -47,6 +51,7 @@ struct RunCommand: ParsableCommand {
 
     func validate() throws {
         if from != nil && only != nil { throw ValidationError("--from and --only cannot be combined") }
+        if to != nil && only != nil { throw ValidationError("--to and --only cannot be combined (--only already stops at its stage)") }
     }
 
     func run() throws {
@@ -61,7 +66,7 @@ struct RunCommand: ParsableCommand {
         let renderer = ProgressRenderer(interactive: interactive)
         let options = Pipeline.Options(runDirectory: runDir, from: from, only: only, force: force,
                                        command: CommandLine.arguments.joined(separator: " "), backend: backend, threads: threads,
-                                       cancellation: runCancellation)
+                                       cancellation: runCancellation, to: to)
         installStopHandlers()
         defer { restoreStopHandlers() }
         let started = Date()

@@ -81,4 +81,35 @@ import Testing
         let again = try CLI.run(["run", "spec.yaml", "--run-dir", "r", "--ci", "--only", "ingest"], in: dir)
         #expect(again.status == 0 && again.stdout.contains("ingest    skipped: up to date"), "\(again.all)")
     }
+
+    @Test func runToStopsAfterAStageAndValidateStrictRefusesMissingOrMistypedInputs() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let rows = (0..<30).map { #"{"instruction": "say \#($0)", "output": "\#($0)"}"# }.joined(separator: "\n")
+        try rows.write(to: dir.appendingPathComponent("d.jsonl"), atomically: true, encoding: .utf8)
+        let tokenizer = CLI.root.appendingPathComponent("Tests/QLoRATokenizerTests/Fixtures/smollm2").path
+        try "name: to\ndataset:\n  files: [{path: d.jsonl, format: alpaca}]\ntokenizer:\n  path: \(tokenizer)\n".write(
+            to: dir.appendingPathComponent("spec.yaml"), atomically: true, encoding: .utf8)
+        let first = try CLI.run(["run", "spec.yaml", "--run-dir", "r", "--to", "ingest", "--ci"], in: dir)
+        #expect(first.status == 0, "\(first.all)")
+        #expect(first.stdout.contains("ingest    running") && !first.stdout.contains("tokenize"), "\(first.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("r/tokenize").path))
+        let rest = try CLI.run(["run", "spec.yaml", "--run-dir", "r", "--ci"], in: dir)
+        #expect(rest.stdout.contains("ingest    skipped: up to date") && rest.stdout.contains("tokenize  running"), "\(rest.stdout)")
+
+        // validate: a missing model is a warning, with --strict an error; so is a model file that is not a GGUF.
+        try "name: v\nmodel:\n  path: nowhere.gguf\n".write(to: dir.appendingPathComponent("v.yaml"), atomically: true, encoding: .utf8)
+        let lenient = try CLI.run(["validate", "v.yaml"], in: dir)
+        #expect(lenient.status == 0 && lenient.stderr.contains("warning"), "\(lenient.all)")
+        let strict = try CLI.run(["validate", "--strict", "v.yaml"], in: dir)
+        #expect(strict.status == 2 && strict.stderr.contains("model.path") && strict.stderr.contains("nowhere.gguf"), "\(strict.all)")
+        try "not a model".write(to: dir.appendingPathComponent("fake.gguf"), atomically: true, encoding: .utf8)
+        try "name: v\nmodel:\n  path: fake.gguf\n".write(to: dir.appendingPathComponent("v.yaml"), atomically: true, encoding: .utf8)
+        let fake = try CLI.run(["validate", "--strict", "v.yaml"], in: dir)
+        #expect(fake.status == 2 && fake.stderr.contains("not a GGUF model"), "\(fake.all)")
+        let real = try CLI.run(["validate", "--strict", CLI.root.appendingPathComponent("pipelines/tiny.yaml").path])
+        if FileManager.default.fileExists(atPath: CLI.root.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path) {
+            #expect(real.status == 0, "\(real.all)")
+        }
+    }
 }

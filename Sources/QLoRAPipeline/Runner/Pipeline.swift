@@ -16,6 +16,9 @@ public enum Pipeline {
         public var from: StageID?
         /// Bring only this stage up to date (its upstream must already be).
         public var only: StageID?
+        /// Stop after this stage: it and its upstream run, nothing downstream (a CPU job can ingest, tokenize and
+        /// prepare before a GPU job trains).
+        public var to: StageID?
         /// Rerun even up-to-date stages (all, or the `--only` one).
         public var force: Bool
         /// The command line, recorded in the lock file so a second run can name the holder.
@@ -29,8 +32,9 @@ public enum Pipeline {
 
         public init(runDirectory: String? = nil, from: StageID? = nil, only: StageID? = nil, force: Bool = false,
                     command: String = "qlora run", backend: BackendChoice? = nil, threads: Int? = nil,
-                    cancellation: Cancellation = Cancellation()) {
+                    cancellation: Cancellation = Cancellation(), to: StageID? = nil) {
             self.runDirectory = runDirectory
+            self.to = to
             self.from = from
             self.only = only
             self.force = force
@@ -89,6 +93,9 @@ public enum Pipeline {
     public static func run(spec: JobSpec, options: Options = Options(), logger: Logger = Logger(label: "qlora"),
                            observer: @escaping @Sendable (Event) -> Void = { _ in }) throws -> Result {
         let enabled = StageID.enabled(by: spec)
+        if let to = options.to, !enabled.contains(to) {
+            throw PipelineArgumentError("--to \(to.rawValue): the spec has no `\(to.sectionKeys[0])` section")
+        }
         if let only = options.only, !enabled.contains(only) {
             throw PipelineArgumentError("--only \(only.rawValue): the spec has no `\(only.sectionKeys[0])` section")
         }
@@ -116,7 +123,10 @@ public enum Pipeline {
         var interrupted = false
 
         // With --only, stages downstream of (or unrelated to) the selected one are left alone.
-        let considered = enabled.filter { stage in options.only.map { $0 == stage || $0.dependsOn(stage) } ?? true }
+        // With --to, only that stage and what it depends on.
+        let considered = enabled.filter { stage in
+            (options.only.map { $0 == stage || $0.dependsOn(stage) } ?? true) && (options.to.map { $0 == stage || $0.dependsOn(stage) } ?? true)
+        }
         for stage in considered {
             guard let impl = registry[stage] else {
                 throw PipelineArgumentError("stage \(stage.rawValue) is not available in this build")
@@ -209,7 +219,8 @@ public enum Pipeline {
             }
         }
         var gates: [GateResult] = []
-        if failure == nil, let e = spec.evaluation, !e.gates.isEmpty, options.only == nil || options.only == .evaluate {
+        if failure == nil, let e = spec.evaluation, !e.gates.isEmpty, considered.contains(.evaluate),
+           options.only == nil || options.only == .evaluate {
             let evaluate = run.manifest(.evaluate)?.metrics ?? [:]
             do {
                 let baseline = try e.baseline.map { try QualityGates.baselineMetrics(summary: spec.resolve($0)) }

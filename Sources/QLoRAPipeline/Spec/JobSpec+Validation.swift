@@ -10,6 +10,70 @@ extension JobSpec {
         if !problems.isEmpty { throw SpecErrors(problems) }
     }
 
+    /// `missingInputs`, plus each input checked for its declared kind without reading it whole: the model is a
+    /// GGUF file or a directory with `config.json` and safetensors weights; the tokenizer a `tokenizer.json`, a
+    /// GGUF file or a directory holding one of them; dataset files and task files non-empty. (`qlora validate
+    /// --strict`: a CI preflight that fails before a job is queued.)
+    public func strictProblems() -> [SpecError] {
+        var out = missingInputs()
+        let missing = Set(out.map(\.keyPath))
+        func isFile(_ url: URL) -> Bool {
+            var d: ObjCBool = false
+            return FileManager.default.fileExists(atPath: url.path, isDirectory: &d) && !d.boolValue
+        }
+        func isDirectory(_ url: URL) -> Bool {
+            var d: ObjCBool = false
+            return FileManager.default.fileExists(atPath: url.path, isDirectory: &d) && d.boolValue
+        }
+        func hasGGUFMagic(_ url: URL) -> Bool {
+            guard let h = FileHandle(forReadingAtPath: url.path) else { return false }
+            defer { try? h.close() }
+            return (try? h.read(upToCount: 4)) == Data("GGUF".utf8)
+        }
+        func contents(_ url: URL) -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? [] }
+        if let m = model, !missing.contains("model.path") {
+            let url = resolve(m.path)
+            if isFile(url) {
+                if !hasGGUFMagic(url) { out.append(error("model.path", "\(url.path) is a file but not a GGUF model (no GGUF magic); give a .gguf file or an HF model directory")) }
+            } else if isDirectory(url) {
+                let names = contents(url)
+                if !names.contains("config.json") { out.append(error("model.path", "\(url.path) has no config.json (an HF model directory needs one)")) }
+                if !names.contains(where: { $0.hasSuffix(".safetensors") }) {
+                    out.append(error("model.path", "\(url.path) has no .safetensors weights"))
+                }
+            } else {
+                out.append(error("model.path", "model not found: \(url.path)"))
+            }
+        }
+        if tokenizer != nil, let source = tokenizerSource, !missing.contains("tokenizer.path"), !missing.contains("model.path") {
+            let url = resolve(source)
+            let key = tokenizer?.path != nil ? "tokenizer.path" : "model.path"
+            if isFile(url) {
+                if url.lastPathComponent != "tokenizer.json" && !url.lastPathComponent.hasSuffix(".json") && !hasGGUFMagic(url) {
+                    out.append(error(key, "\(url.path) is neither a tokenizer.json nor a GGUF file"))
+                }
+            } else if isDirectory(url) {
+                let names = contents(url)
+                if !names.contains("tokenizer.json") && !names.contains(where: { $0.hasSuffix(".gguf") }) {
+                    out.append(error(key, "\(url.path) holds no tokenizer.json (nor a .gguf file)"))
+                }
+            }
+        }
+        for (i, file) in (dataset?.files ?? []).enumerated() where !missing.contains("dataset.files[\(i)].path") {
+            let url = resolve(file.path)
+            if isFile(url), ((try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0) == 0 {
+                out.append(error("dataset.files[\(i)].path", "\(url.path) is empty"))
+            }
+        }
+        for (i, task) in (evaluation?.tasks ?? []).enumerated() where !missing.contains("evaluation.tasks[\(i)].path") {
+            let url = resolve(task.path)
+            if isFile(url), ((try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0) == 0 {
+                out.append(error("evaluation.tasks[\(i)].path", "\(url.path) is empty"))
+            }
+        }
+        return out
+    }
+
     /// Input files named by the spec that do not exist, as errors at their `path` keys.
     public func missingInputs() -> [SpecError] {
         var out: [SpecError] = []
@@ -54,8 +118,15 @@ extension JobSpec {
             }
         }
         // The model is a directory or a regular file (a FIFO would block its open, a device never ends).
-        if let m = model, let what = RegularFile.irregularKind(atPath: resolve(m.path).path, allowDirectory: true) {
-            out.append(error("model.path", "not a regular file: \(resolve(m.path).path) (\(what))"))
+        if let m = model {
+            let url = resolve(m.path)
+            if !FileManager.default.fileExists(atPath: url.path) {
+                var message = "model not found: \(url.path)"
+                if m.path.contains("models/SmolLM2") { message += " (run `python3 scripts/fetch_model.py` to fetch it)" }
+                out.append(error("model.path", message))
+            } else if let what = RegularFile.irregularKind(atPath: url.path, allowDirectory: true) {
+                out.append(error("model.path", "not a regular file: \(url.path) (\(what))"))
+            }
         }
         return out
     }
