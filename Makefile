@@ -30,13 +30,16 @@ run: build
 
 # Unit and CLI tests (Swift Testing; the SmolLM2 GGUF from PyPI enables the real-model tests; NVRTC from its
 # pinned wheel compiles every CUDA kernel for sm_80/sm_90, required here so a broken kernel fails CI without a
-# GPU), then the crash/resume/lock/corruption script on a 210 MB file.
+# GPU), then the crash/resume/lock/corruption script on a 210 MB file, hadolint on the Dockerfile, and the image
+# proven with podman (scripts/container-smoke.sh).
 test: deps
 	python3 scripts/fetch_model.py
 	python3 scripts/fetch_cuda_toolchain.py
 	swift build $(SWIFT_FLAGS) --build-tests
 	QLORA_REQUIRE_NVRTC=1 swift test $(SWIFT_FLAGS) --skip-build
 	scripts/crash-test.sh $(QLORA)
+	scripts/lint-dockerfile.sh
+	scripts/container-smoke.sh
 
 crash-test: build
 	scripts/crash-test.sh $(QLORA)
