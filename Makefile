@@ -39,6 +39,7 @@ test: deps
 	QLORA_REQUIRE_NVRTC=1 swift test $(SWIFT_FLAGS) --skip-build
 	scripts/crash-test.sh $(QLORA)
 	scripts/lint-dockerfile.sh
+	python3 scripts/check-ci-examples.py $(QLORA)
 	scripts/container-smoke.sh
 
 crash-test: build
