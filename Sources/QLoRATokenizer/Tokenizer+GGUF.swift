@@ -2,10 +2,12 @@ import Foundation
 import QLoRAFormats
 
 extension Tokenizer {
-    /// Builds the tokenizer from a GGUF file's `tokenizer.ggml.*` metadata, the way transformers
-    /// converts it (`GGUFGPTConverter`): byte-level BPE over `tokens` and `merges`, a `ByteLevel`
-    /// pre-tokenizer and decoder, BOS added by the post-processor when `add_bos_token` is set, and
-    /// control/user-defined tokens as added tokens.
+    /// Builds the tokenizer from a GGUF file's `tokenizer.ggml.*` metadata: byte-level BPE over `tokens` and `merges`,
+    /// a `ByteLevel` decoder, BOS added by the post-processor when `add_bos_token` is set, control/user-defined tokens
+    /// as added tokens, and the pre-tokenizer `tokenizer.ggml.pre` names, as llama.cpp maps it (`preTokenizer(for:)`).
+    /// (transformers' `GGUFGPTConverter` ignores `tokenizer.ggml.pre` and always uses the GPT-2 split, so for
+    /// `smollm` it disagrees with the model's original tokenizer and with llama.cpp on numerals such as `½` or `Ⅻ`
+    /// after a space; we follow the original.)
     static func fromGGUF(path: String) throws -> Tokenizer {
         let file = try GGUFFile(path: path)
         return try fromGGUF(metadata: file.metadata, file: path)
@@ -51,13 +53,36 @@ extension Tokenizer {
             post = .template(single: [.special([id]), .sequence], pair: [.special([id]), .sequence])
         }
         let addPrefixSpace = m["tokenizer.ggml.add_space_prefix"]?.bool ?? false
-        let tokenizer = Tokenizer(addedTokens: added, normalizer: nil,
-                                  preTokenizer: .byteLevel(addPrefixSpace: addPrefixSpace, useRegex: true),
+        let pre = m["tokenizer.ggml.pre"]?.string ?? "default"
+        guard let preTokenizer = Self.preTokenizer(for: pre, addPrefixSpace: addPrefixSpace) else {
+            throw fail("tokenizer.ggml.pre", "pre-tokenizer type `\(pre)` is not supported from GGUF (supported: "
+                + "\(Self.ggufPreTypes.joined(separator: ", "))); use the model's tokenizer.json")
+        }
+        let tokenizer = Tokenizer(addedTokens: added, normalizer: nil, preTokenizer: preTokenizer,
                                   model: bpe, postProcessor: post, decoder: .byteLevel)
         tokenizer.bosToken = bos
         tokenizer.eosToken = tokenName("tokenizer.ggml.eos_token_id")
         tokenizer.padToken = tokenName("tokenizer.ggml.padding_token_id")
         tokenizer.chatTemplate = m["tokenizer.chat_template"]?.string
         return tokenizer
+    }
+
+    /// The `tokenizer.ggml.pre` types this build maps (llama.cpp's `llama-vocab.cpp` regexes for them):
+    static let ggufPreTypes = ["default", "gpt-2", "smollm", "llama-bpe"]
+
+    /// - `default`, `gpt-2` (and no key): the GPT-2 split (`ByteLevel` with its regex);
+    /// - `smollm`: every numeric character on its own (`\p{N}`), then the GPT-2 split: HF's
+    ///   `Digits(individual_digits)` + `ByteLevel`, the original SmolLM2 `tokenizer.json`;
+    /// - `llama-bpe`: the Llama 3 split, then byte-level without its own regex.
+    /// nil for any other type (its regex differs: refusing beats tokenizing silently differently).
+    static func preTokenizer(for type: String, addPrefixSpace: Bool) -> PreTokenizer? {
+        switch type {
+        case "default", "gpt-2": return .byteLevel(addPrefixSpace: addPrefixSpace, useRegex: true)
+        case "smollm": return .sequence([.digits(individual: true), .byteLevel(addPrefixSpace: addPrefixSpace, useRegex: true)])
+        case "llama-bpe":
+            return .sequence([.split(.scanner(.llama3), .isolated, invert: false),
+                              .byteLevel(addPrefixSpace: addPrefixSpace, useRegex: false)])
+        default: return nil
+        }
     }
 }

@@ -10,7 +10,9 @@ struct Qlora: ParsableCommand {
             A job spec (YAML) describes the data, model and training; `qlora run SPEC` runs its stages as \
             resumable steps with on-disk artifacts under the run directory, skipping stages that are up to date.
 
-            Exit status: 0 success, 1 a stage failed or the run directory is in use, 2 bad spec or arguments.
+            Exit status of `run`: 0 success, 1 a stage failed, 2 bad spec or arguments, 3 a quality gate failed, 4 the run \
+            directory is in use, 75 interrupted with progress saved (run again to resume). Other commands: 0, 1 on \
+            failure, 2 for bad arguments.
             """,
         version: ToolInfo.version,
         subcommands: [RunCommand.self, StatusCommand.self, ValidateCommand.self, EncodeCommand.self, DecodeCommand.self,
