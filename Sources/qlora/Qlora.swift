@@ -15,7 +15,7 @@ struct Qlora: ParsableCommand {
             failure, 2 for bad arguments.
             """,
         version: ToolInfo.version,
-        subcommands: [RunCommand.self, StatusCommand.self, ValidateCommand.self, EncodeCommand.self, DecodeCommand.self,
+        subcommands: [RunCommand.self, PlanCommand.self, StatusCommand.self, ValidateCommand.self, EncodeCommand.self, DecodeCommand.self,
                       ChatTemplateCommand.self, GenerateCommand.self, LogitsCommand.self, QuantizeCommand.self, InspectCommand.self,
                       PrepareCommand.self, EvaluateCommand.self, UnpackCommand.self, VerifyCommand.self, ExportCommand.self,
                       BenchCommand.self, DevicesCommand.self])

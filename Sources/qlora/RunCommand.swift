@@ -49,6 +49,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Compute threads (default: all cores).")
     var threads: Int?
 
+    @Flag(help: "Run even when `qlora plan` predicts the training step does not fit in memory.")
+    var ignorePlan = false
+
     func validate() throws {
         if from != nil && only != nil { throw ValidationError("--from and --only cannot be combined") }
         if to != nil && only != nil { throw ValidationError("--to and --only cannot be combined (--only already stops at its stage)") }
@@ -67,6 +70,16 @@ struct RunCommand: ParsableCommand {
         let options = Pipeline.Options(runDirectory: runDir, from: from, only: only, force: force,
                                        command: CommandLine.arguments.joined(separator: " "), backend: backend, threads: threads,
                                        cancellation: runCancellation, to: to)
+        // Plan first: a training stage that would run and cannot fit is refused before anything starts.
+        if !ignorePlan, spec.model != nil, spec.training != nil,
+           let plan = try? makePlan(spec: spec, runDir: runDir, backend: backend, memory: nil, modelShape: nil, to: to, only: only,
+                                    from: from, force: force),
+           plan.stages.contains(where: { $0.stage == "train" && $0.willRun }), !plan.fits {
+            let message = "the training step is predicted not to fit: \(plan.verdict) (`qlora plan \(self.spec)` shows the estimate; "
+                + "--ignore-plan runs anyway)"
+            printError("error: \(message)")
+            finishEarly(.badSpec, message: message)
+        }
         installStopHandlers()
         defer { restoreStopHandlers() }
         let started = Date()

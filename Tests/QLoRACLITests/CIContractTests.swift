@@ -112,4 +112,33 @@ import Testing
             #expect(real.status == 0, "\(real.all)")
         }
     }
+
+    @Test func planPredictsAndRunRefusesATrainingStepThatCannotFit() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try "{\"prompt\": \"a\", \"completion\": \" b\"}\n".write(to: dir.appendingPathComponent("d.jsonl"), atomically: true, encoding: .utf8)
+        let model = CLI.root.appendingPathComponent("Tests/QLoRAModelTests/Fixtures/gqa_tied").path
+        let tokenizer = CLI.root.appendingPathComponent("Tests/QLoRATokenizerTests/Fixtures/spbpe/tokenizer.json").path
+        // 2048 sequences of 32768 tokens per step: terabytes of logits.
+        try """
+            name: huge
+            dataset:
+              files: [{path: d.jsonl, format: completion}]
+              eval_fraction: 0
+            tokenizer: {path: \(tokenizer), max_seq_len: 32768}
+            model: {path: \(model)}
+            quantization: {blocksize: 64}
+            lora: {lora_rank: 4}
+            training: {max_steps: 1, batch_size: 2048}
+            """.write(to: dir.appendingPathComponent("spec.yaml"), atomically: true, encoding: .utf8)
+        let plan = try CLI.run(["plan", "spec.yaml", "--json"], in: dir)
+        #expect(plan.status == 1, "\(plan.all)")
+        let json = try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as! [String: Any]
+        #expect(json["fits"] as? Bool == false && (json["verdict"] as? String)?.contains("does not fit") == true)
+        let run = try CLI.run(["run", "spec.yaml", "--run-dir", "r", "--ci"], in: dir)
+        #expect(run.status == 2 && run.stderr.contains("predicted not to fit"), "\(run.all)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("r/ingest").path), "nothing ran")
+        let small = try CLI.run(["plan", "spec.yaml", "--memory", "nonsense"], in: dir)
+        #expect(small.status == 2 && small.stderr.contains("--memory nonsense"))
+    }
 }

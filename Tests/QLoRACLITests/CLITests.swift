@@ -63,7 +63,7 @@ func temporaryDirectory() throws -> URL {
     @Test func helpListsEveryCommandAndExitCodes() throws {
         let help = try CLI.run(["--help"])
         #expect(help.status == 0)
-        for word in ["run", "status", "validate", "bench", "Exit status: 0 success, 1 a stage failed"] {
+        for word in ["run", "status", "validate", "bench", "plan", "Exit status of `run`: 0 success", "interrupted"] {
             #expect(help.stdout.contains(word), "missing \(word)")
         }
         let runHelp = try CLI.run(["run", "--help"])
@@ -135,6 +135,11 @@ func temporaryDirectory() throws -> URL {
         #expect(metrics.split(separator: "\n").count == 4)
         #expect(FileManager.default.fileExists(atPath: runDir + "/train/adapter_model.safetensors"))
         #expect(!FileManager.default.fileExists(atPath: runDir + "/train.checkpoints"), "checkpoints are removed once training completes")
+        // The adapter manifest's copy beside the archive is the adapter manifest (package/manifest.json is the stage's).
+        let copy = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runDir + "/package/adapter-manifest.json"))) as! [String: Any]
+        #expect(copy["format"] as? String == "qlora-adapter")
+        let stageManifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runDir + "/package/manifest.json"))) as! [String: Any]
+        #expect(stageManifest["stage"] as? String == "package")
         let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runDir + "/evaluate/report.json"))) as! [String: Any]
         let tasks = report["tasks"] as! [[String: Any]]
         #expect(tasks.map { $0["name"] as! String } == ["arc_easy"] && tasks.first?["questions"] as? Int == 20)

@@ -6,7 +6,8 @@ import QLoRATokenizer
 /// Stage 6: the trained adapter as one archive that travels.
 ///
 /// Output: `<run>/package/<name>.tar.gz` (or `.tar.zst`, `.zip` by `package.archive`), plus a copy of its
-/// `manifest.json` next to it for quick reading. The archive holds, flat:
+/// `manifest.json` next to it for quick reading, as `adapter-manifest.json` (`package/manifest.json` is the stage's
+/// own manifest, as in every stage directory). The archive holds, flat:
 /// - `adapter_config.json`, `adapter_model.safetensors`: the PEFT adapter exactly as the train stage wrote it
 ///   (`peft.PeftModel.from_pretrained(dir)` loads the unpacked directory);
 /// - `manifest.json` (``AdapterManifest``): sha256 and size of every other member, the base model's file hashes,
@@ -21,7 +22,8 @@ import QLoRATokenizer
 /// (unpacked to a scratch directory) before it counts as done.
 public struct PackageStage: Stage {
     public let id = StageID.package
-    public let formatVersion = 1
+    /// 2: the adapter manifest's copy is `adapter-manifest.json` (it was overwritten by the stage manifest).
+    public let formatVersion = 2
 
     public init() {}
 
@@ -84,12 +86,17 @@ public struct PackageStage: Stage {
             throw StageFailure("the written archive does not verify: \(error)")
         }
         context.progress.finish(2)
-        try AtomicFile.write(manifestBytes, to: context.output.appendingPathComponent(AdapterManifest.fileName))
+        // Beside the archive for quick reading, under its own name: `manifest.json` in a stage directory is the
+        // runner's stage manifest (it would replace this copy).
+        try AtomicFile.write(manifestBytes, to: context.output.appendingPathComponent(Self.adapterManifestCopy))
         let size = try FileDigest.of(file: archive)
         return StageReport(
             metrics: ["archive_bytes": Double(size.size), "files": Double(names.count)],
             notes: ["\(archiveName): \(names.count) files, \(size.size) bytes, sha256 \(size.sha256.prefix(16))…; " + report.checks.joined(separator: "; ")])
     }
+
+    /// The adapter manifest's copy beside the archive (`package/adapter-manifest.json`).
+    public static let adapterManifestCopy = "adapter-manifest.json"
 
     /// Everything but `files`, from the spec and the upstream stages' manifests and artifacts.
     func buildManifest(_ context: StageContext, run: RunDirectory, files: [AdapterManifest.File]) throws -> AdapterManifest {

@@ -264,3 +264,63 @@ public struct PipelineArgumentError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
+
+extension Pipeline {
+    /// What `run` would do with each stage, decided as `run` decides it but without running, locking or writing
+    /// anything: the stage's fingerprint (a cache key: equal fingerprints mean equal outputs) and whether it would run
+    /// and why, or be skipped as up to date. `backendName` is the backend the computing stages would run on.
+    public struct PlannedStage: Sendable, Encodable {
+        public var stage: String
+        public var fingerprint: String
+        public var willRun: Bool
+        public var reason: String
+    }
+
+    public static func plan(spec: JobSpec, options: Options = Options(), backendName: String) throws -> [PlannedStage] {
+        let enabled = StageID.enabled(by: spec)
+        let considered = enabled.filter { stage in
+            (options.only.map { $0 == stage || $0.dependsOn(stage) } ?? true) && (options.to.map { $0 == stage || $0.dependsOn(stage) } ?? true)
+        }
+        let run = RunDirectory(url: spec.runDirectory(override: options.runDirectory))
+        var fingerprints: [StageID: String] = [:]
+        var rerun: Set<StageID> = []
+        var planned: [PlannedStage] = []
+        for stage in considered {
+            guard let impl = registry[stage] else { throw PipelineArgumentError("stage \(stage.rawValue) is not available in this build") }
+            let dependencies = (stage.upstream + stage.optionalUpstream).filter { enabled.contains($0) }
+            var inputs: [StageManifest.Input] = []
+            var missingInput: String?
+            for url in impl.inputFiles(of: spec) {
+                guard let d = try? FileDigest.of(file: url) else {
+                    missingInput = url.path
+                    break
+                }
+                inputs.append(StageManifest.Input(path: url.path, sha256: d.sha256, size: d.size))
+            }
+            if let missingInput {
+                // Not known until the input exists: the stage cannot be up to date.
+                fingerprints[stage] = ""
+                rerun.insert(stage)
+                planned.append(PlannedStage(stage: stage.rawValue, fingerprint: "", willRun: true, reason: "input missing: \(missingInput)"))
+                continue
+            }
+            var upstream: [String: StageManifest.Upstream] = [:]
+            for dep in dependencies {
+                guard let m = run.manifest(dep), let fp = fingerprints[dep] else { continue }
+                upstream[dep.rawValue] = StageManifest.Upstream(fingerprint: fp, outputsDigest: m.outputsDigest)
+            }
+            let fingerprint = try fingerprint(stage: impl, spec: spec, inputs: inputs, upstream: dependencies.map { fingerprints[$0] ?? "" },
+                                              backend: impl.usesBackend ? backendName : nil)
+            fingerprints[stage] = fingerprint
+            let selected = options.only == nil || options.only == stage
+            var reason: String?
+            if options.force && selected { reason = "--force" }
+            else if let from = options.from, stage == from || stage.dependsOn(from) { reason = "--from \(from.rawValue)" }
+            else if let up = dependencies.first(where: { rerun.contains($0) }) { reason = "upstream stage \(up.rawValue) would rerun" }
+            else { reason = staleness(run.manifest(stage), fingerprint: fingerprint, upstream: upstream, directory: run.stageURL(stage)) }
+            if reason != nil { rerun.insert(stage) }
+            planned.append(PlannedStage(stage: stage.rawValue, fingerprint: fingerprint, willRun: reason != nil, reason: reason ?? "up to date"))
+        }
+        return planned
+    }
+}

@@ -21,7 +21,8 @@ import QLoRATokenizer
 /// `train_on_inputs: true` trains on every token.
 public struct TokenizeStage: Stage {
     public let id = StageID.tokenize
-    public let formatVersion = 1
+    /// 2: GGUF tokenizers follow `tokenizer.ggml.pre` (SmolLM2 numerals tokenize as the original tokenizer does).
+    public let formatVersion = 2
 
     public init() {}
 
