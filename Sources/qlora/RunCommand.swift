@@ -34,7 +34,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Bring only this stage up to date; its upstream stages must already be.")
     var only: StageID?
 
-    @Option(help: "Stop after this stage: run it and the stages it depends on, nothing downstream.")
+    @Option(help: "Stop after this stage: run the stages up to it in pipeline order, none after.")
     var to: StageID?
 
     @Flag(help: "Rerun stages even when up to date (all of them, or the --only one).")

@@ -77,9 +77,18 @@ public struct ModelShape: Sendable, Equatable, Encodable {
 }
 
 /// What one training or evaluation configuration needs in memory, by component, in bytes. The formulas follow what
-/// the CPU backend allocates (Sources/QLoRAModel, Sources/QLoRATraining) and are calibrated against `qlora bench
-/// train` on SmolLM2 (seq 256 × batch 4, rank 8, all projections: measured peak RSS 669 MB with checkpointing and
-/// 1.40 GB without; these formulas give 619 MB and 1.31 GB, so a plan carries a 15% margin).
+/// the CPU backend allocates (Sources/QLoRAModel, Sources/QLoRATraining: layer inputs kept under checkpointing, the
+/// LM head in chunks of `LlamaModel.headRows` rows) and are calibrated on SmolLM2, packed sequences, 2-core EPYC:
+///
+/// | configuration (SmolLM2, all 7 projections)     | measured peak        | estimate  |
+/// |------------------------------------------------|----------------------|-----------|
+/// | seq 256 × 4, r 8, checkpointing (bench train)  | 447.7 MB (train)     | 423 MB    |
+/// | seq 256 × 4, r 8, no checkpointing (bench)     | 1.40 GB (train)      | 1.37 GB   |
+/// | seq 256 × 4, r 16, checkpointing (run --only train) | 508.7 MB        | 462 MB    |
+/// | seq 256 × 8, r 8, checkpointing (run --only train)  | 493.0 MB        | 529 MB    |
+/// | seq 512 × 2, r 32, no checkpointing (run --only train) | 1.43 GB      | 1.51 GB   |
+///
+/// so a plan carries a 15% margin.
 public struct MemoryEstimate: Sendable, Encodable {
     public var components: [String: Int64]
     public var total: Int64 { components.values.reduce(0, +) }
@@ -89,7 +98,7 @@ public struct MemoryEstimate: Sendable, Encodable {
 
 public enum MemoryPlanner {
     /// The process's own floor: binary, runtime, tokenizer, GEMM library buffers.
-    static let baseline: Int64 = 120 << 20
+    static let baseline: Int64 = 60 << 20
 
     /// Frozen weights: 4-bit linears with double-quantized scales (0.5 + 1/64 + 4/(64·256) bytes per parameter), the
     /// embedding and an untied LM head dense in fp32, the norms.
@@ -106,9 +115,9 @@ public enum MemoryPlanner {
         let (quantized, dense) = weights(s)
         let loraParameters = Int64(s.layers) * Int64(s.projections(targets).reduce(0) { $0 + rank * ($1.in + $1.out) })
         let moments = 8 * loraParameters
-        // Saved per token and layer for backward (calibrated, see the type's comment): the block's norms, q and k/v,
-        // the MLP's gate and up, the LoRA intermediates.
-        let perTokenLayer = Int64(4 * s.hidden + s.heads * s.headDim + 2 * s.kvHeads * s.headDim + 2 * s.intermediate + 7 * rank)
+        // Saved per token and layer for backward (calibrated, see MemoryEstimate): the block's inputs, norms and
+        // residuals, q and k/v, the MLP's gate, up and activation, the LoRA intermediates.
+        let perTokenLayer = Int64(5 * s.hidden + s.heads * s.headDim + 2 * s.kvHeads * s.headDim + 3 * s.intermediate + 7 * rank)
         let activations = checkpointing
             ? tokens * Int64(s.hidden) * 4 * Int64(s.layers) + tokens * perTokenLayer * 4   // layer inputs + one layer live
             : tokens * perTokenLayer * 4 * Int64(s.layers)
@@ -120,7 +129,7 @@ public enum MemoryPlanner {
             "AdamW moments (fp32)": pagedBudgetBytes.map { min($0, moments) } ?? moments,
             "activations kept for backward": activations,
             "attention scores (one head)": attentionScores,
-            "logits and their gradient (in place)": tokens * Int64(s.vocab) * 4,
+            "logits and their gradient (in place, chunks of 256 rows)": min(tokens, Int64(LlamaModel.headRows)) * Int64(s.vocab) * 4,
             "process baseline (runtime, buffers)": baseline,
         ])
     }

@@ -16,8 +16,8 @@ public enum Pipeline {
         public var from: StageID?
         /// Bring only this stage up to date (its upstream must already be).
         public var only: StageID?
-        /// Stop after this stage: it and its upstream run, nothing downstream (a CPU job can ingest, tokenize and
-        /// prepare before a GPU job trains).
+        /// Stop after this stage: the stages up to it in pipeline order run, none after (`--to prepare` ingests,
+        /// tokenizes and prepares, so a GPU job can then start at training).
         public var to: StageID?
         /// Rerun even up-to-date stages (all, or the `--only` one).
         public var force: Bool
@@ -123,9 +123,9 @@ public enum Pipeline {
         var interrupted = false
 
         // With --only, stages downstream of (or unrelated to) the selected one are left alone.
-        // With --to, only that stage and what it depends on.
+        // With --to, the stages up to it in pipeline order.
         let considered = enabled.filter { stage in
-            (options.only.map { $0 == stage || $0.dependsOn(stage) } ?? true) && (options.to.map { $0 == stage || $0.dependsOn(stage) } ?? true)
+            (options.only.map { $0 == stage || $0.dependsOn(stage) } ?? true) && (options.to.map { stage <= $0 } ?? true)
         }
         for stage in considered {
             guard let impl = registry[stage] else {
@@ -279,7 +279,7 @@ extension Pipeline {
     public static func plan(spec: JobSpec, options: Options = Options(), backendName: String) throws -> [PlannedStage] {
         let enabled = StageID.enabled(by: spec)
         let considered = enabled.filter { stage in
-            (options.only.map { $0 == stage || $0.dependsOn(stage) } ?? true) && (options.to.map { $0 == stage || $0.dependsOn(stage) } ?? true)
+            (options.only.map { $0 == stage || $0.dependsOn(stage) } ?? true) && (options.to.map { stage <= $0 } ?? true)
         }
         let run = RunDirectory(url: spec.runDirectory(override: options.runDirectory))
         var fingerprints: [StageID: String] = [:]
