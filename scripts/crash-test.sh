@@ -132,6 +132,30 @@ if [ -f "$ROOT/models/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
   else
     bad "corrupt checkpoint handling: $(grep -h "resumed\|unusable" "$run.2.log" | head -3)"
   fi
+  # SIGTERM (docker stop) while each of the six stages runs: exit 75 with summary.json "interrupted" (a stage that
+  # does not poll finishes first, then the run stops; training stops at its next step with a checkpoint), and the
+  # next run completes to the same adapter and archive as the uninterrupted one. The last stage has nothing after
+  # it: stopped there, the run ends complete (exit 0) and that is what is checked.
+  ref_archive=$(sha256sum < "$WORK/t-ref/package/tiny.tar.gz")
+  for stage in ingest tokenize prepare train evaluate package; do
+    run="$WORK/term-$stage"
+    "$QLORA" run "$ROOT/pipelines/tiny.yaml" --run-dir "$run" --ci > "$run.1.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 6000); do compgen -G "$run/$stage.tmp-*" > /dev/null && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.005; done
+    kill -TERM "$pid" 2>/dev/null || true
+    set +e; wait "$pid"; status=$?; set -e
+    summary_status=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"])' "$run/summary.json" 2>/dev/null || echo none)
+    "$QLORA" run "$ROOT/pipelines/tiny.yaml" --run-dir "$run" --ci > "$run.2.log" 2>&1 || true
+    same=0
+    [ "$(sha256sum < "$run/train/adapter_model.safetensors")" = "$ref_adapter" ] \
+      && [ "$(sha256sum < "$run/package/tiny.tar.gz")" = "$ref_archive" ] && same=1
+    if [ "$stage" = package ]; then expected=0; expected_status=succeeded; else expected=75; expected_status=interrupted; fi
+    if [ "$status" -eq "$expected" ] && [ "$summary_status" = "$expected_status" ] && [ "$same" -eq 1 ]; then
+      ok "SIGTERM during $stage: exit $status ($summary_status), the rerun ends with the same adapter and archive"
+    else
+      bad "SIGTERM during $stage: exit $status, summary $summary_status, same result $same; $(tail -2 "$run.1.log")"
+    fi
+  done
 else
   echo "SKIP: training kill tests (models/SmolLM2-135M-Instruct.Q4_1.gguf not fetched; make test fetches it)"
 fi
