@@ -67,7 +67,8 @@ struct PlanArgumentError: Error { var message: String }
 
 /// The plan `plan` prints and `run` checks.
 func makePlan(spec: JobSpec, runDir: String?, backend: BackendChoice?, memory: String?, modelShape: String?,
-              to: StageID? = nil, only: StageID? = nil, from: StageID? = nil, force: Bool = false) throws -> JobPlan {
+              to: StageID? = nil, only: StageID? = nil, from: StageID? = nil, force: Bool = false,
+              stageDecisions: Bool = true) throws -> JobPlan {
     let choice = backend ?? spec.backend
     let name = choice == .auto ? "cpu" : choice.rawValue   // auto is the CPU in this build (Backends.make says why)
     var shape: ModelShape?
@@ -84,7 +85,7 @@ func makePlan(spec: JobSpec, runDir: String?, backend: BackendChoice?, memory: S
     }
     let device = name == "cuda" ? CUDAProbe.run(libraries: false).devices.first.map { Int64($0.memoryBytes) } : nil
     return try JobPlan.make(spec: spec, options: .init(runDirectory: runDir, from: from, only: only, force: force, to: to),
-                            backend: name, shape: shape, limitBytes: limit, deviceMemoryBytes: device)
+                            backend: name, shape: shape, limitBytes: limit, deviceMemoryBytes: device, stageDecisions: stageDecisions)
 }
 
 /// "24GiB", "48GB", "512MiB", "1.5TiB", or plain bytes.

@@ -70,11 +70,14 @@ struct RunCommand: ParsableCommand {
         let options = Pipeline.Options(runDirectory: runDir, from: from, only: only, force: force,
                                        command: CommandLine.arguments.joined(separator: " "), backend: backend, threads: threads,
                                        cancellation: runCancellation, to: to)
-        // Plan first: a training stage that would run and cannot fit is refused before anything starts.
+        // Plan first: a training stage that would run and cannot fit is refused before anything starts. The memory
+        // verdict costs nothing; the stage decisions (hashing the inputs) only when training does not fit.
         if !ignorePlan, spec.model != nil, spec.training != nil,
+           let quick = try? makePlan(spec: spec, runDir: runDir, backend: backend, memory: nil, modelShape: nil, stageDecisions: false),
+           !quick.fits,
            let plan = try? makePlan(spec: spec, runDir: runDir, backend: backend, memory: nil, modelShape: nil, to: to, only: only,
                                     from: from, force: force),
-           plan.stages.contains(where: { $0.stage == "train" && $0.willRun }), !plan.fits {
+           plan.stages.contains(where: { $0.stage == "train" && $0.willRun }) {
             let message = "the training step is predicted not to fit: \(plan.verdict) (`qlora plan \(self.spec)` shows the estimate; "
                 + "--ignore-plan runs anyway)"
             printError("error: \(message)")

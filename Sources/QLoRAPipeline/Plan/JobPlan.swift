@@ -28,8 +28,10 @@ public struct JobPlan: Sendable, Encodable {
 
     /// Plans `spec`. `shape` overrides the model's (`--model-shape`, for a model not on disk); `limitBytes` overrides
     /// the machine's memory (`--memory`); `backend` is the backend name the stages would run on.
+    /// `stageDecisions: false` skips hashing the inputs (the stages list is then empty): `qlora run` checks the memory
+    /// verdict that way first and decides the stages only when training does not fit.
     public static func make(spec: JobSpec, options: Pipeline.Options = .init(), backend: String, shape: ModelShape? = nil,
-                            limitBytes: Int64? = nil, deviceMemoryBytes: Int64? = nil) throws -> JobPlan {
+                            limitBytes: Int64? = nil, deviceMemoryBytes: Int64? = nil, stageDecisions: Bool = true) throws -> JobPlan {
         guard let model = try shape ?? spec.model.map({ try ModelShape.of(path: spec.resolve($0.path).path) }) else {
             throw PipelineArgumentError("nothing to plan: the spec has no `model` section (give --model-shape to plan one)")
         }
@@ -79,7 +81,7 @@ public struct JobPlan: Sendable, Encodable {
         }
         return JobPlan(model: model, backend: backend, limitBytes: limit, limitSource: source, sequenceLength: sequenceLength,
                        microBatch: microBatch, gradientCheckpointing: checkpointing, memory: memory,
-                       stages: try Pipeline.plan(spec: spec, options: options, backendName: backend), fits: fits,
+                       stages: stageDecisions ? try Pipeline.plan(spec: spec, options: options, backendName: backend) : [], fits: fits,
                        largestMicroBatch: largest, verdict: verdict)
     }
 
