@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import QLoRAFormats
 
 /// The CI contract of `qlora run` (Sources/QLoRAPipeline/Runner/RunOutcome.swift): exit statuses a job runner can act
 /// on, `summary.json` always written (also for an invalid spec) with the outcome and the artifacts, GitHub Actions
@@ -140,5 +141,66 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("r/ingest").path), "nothing ran")
         let small = try CLI.run(["plan", "spec.yaml", "--memory", "nonsense"], in: dir)
         #expect(small.status == 2 && small.stderr.contains("--memory nonsense"))
+    }
+
+    /// A random 1-layer LLaMA over the spbpe tokenizer's 3003 tokens, written here (HF form).
+    private func writeTinyModel(to dir: URL) throws {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let h = 16, f = 32, v = 3003, p = "model.layers.0."
+        let tensors: [(String, [Int])] = [
+            ("model.embed_tokens.weight", [v, h]), (p + "input_layernorm.weight", [h]), (p + "self_attn.q_proj.weight", [h, h]),
+            (p + "self_attn.k_proj.weight", [h, h]), (p + "self_attn.v_proj.weight", [h, h]), (p + "self_attn.o_proj.weight", [h, h]),
+            (p + "post_attention_layernorm.weight", [h]), (p + "mlp.gate_proj.weight", [f, h]), (p + "mlp.up_proj.weight", [f, h]),
+            (p + "mlp.down_proj.weight", [h, f]), ("model.norm.weight", [h]),
+        ]
+        let writer = try SafetensorsStreamWriter(url: dir.appendingPathComponent("model.safetensors"), fixed: tensors.map { ($0.0, .f32, $0.1) })
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for (name, shape) in tensors {
+            try writer.write(name, floats: (0..<shape.reduce(1, *)).map { _ in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return shape.count == 1 ? 1 : (Float(state >> 40) / Float(1 << 24) - 0.5) * 0.6
+            })
+        }
+        try writer.finish(trailing: [:])
+        try """
+            {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": \(h), "intermediate_size": \(f),
+             "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 8, "vocab_size": \(v),
+             "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": true,
+             "bos_token_id": 1, "eos_token_id": 2}
+            """.write(to: dir.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
+    }
+
+    @Test func aFailedQualityGateExits3WithEveryArtifactWritten() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try writeTinyModel(to: dir.appendingPathComponent("model"))
+        let rows = (0..<24).map { #"{"prompt": "question \#($0) about things", "completion": " answer \#($0 * 7) here"}"# }
+        try (rows.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("d.jsonl"), atomically: true, encoding: .utf8)
+        let tokenizer = CLI.root.appendingPathComponent("Tests/QLoRATokenizerTests/Fixtures/spbpe/tokenizer.json").path
+        let spec = """
+            name: gated
+            dataset: {files: [{path: d.jsonl, format: completion}], eval_fraction: 0.25}
+            tokenizer: {path: \(tokenizer)}
+            model: {path: model}
+            quantization: {blocksize: 64}
+            lora: {lora_rank: 4}
+            training: {max_steps: 2, batch_size: 2}
+            evaluation:
+              max_eval_sequences: 4
+              gates:
+                - {metric: eval_loss, max: 1000}
+                - {metric: perplexity, max_vs_base: -1000000000}
+            package: {archive: tar.gz}
+            """
+        try spec.write(to: dir.appendingPathComponent("spec.yaml"), atomically: true, encoding: .utf8)
+        let out = try CLI.run(["run", "spec.yaml", "--run-dir", "r", "--ci"], in: dir)
+        #expect(out.status == 3, "\(out.all)")
+        #expect(out.stdout.contains("gate passed: eval_loss") && out.stdout.contains("gate FAILED: perplexity"), "\(out.stdout)")
+        #expect(out.stderr.contains("1 quality gate(s) failed"), "\(out.stderr)")
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("r/summary.json"))) as! [String: Any]
+        #expect(summary["status"] as? String == "gate_failed" && summary["exit_code"] as? Int == 3 && summary["resumable"] as? Bool == false)
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("r/package/gated.tar.gz").path), "artifacts are written")
+        let artifacts = (summary["artifacts"] as? [[String: Any]])?.compactMap { $0["path"] as? String } ?? []
+        #expect(artifacts.contains("package/gated.tar.gz") && artifacts.contains("train/adapter_model.safetensors"), "\(artifacts)")
     }
 }
