@@ -132,4 +132,24 @@ struct LineReaderTests {
         #expect(failure?.line == 3)
         #expect(failure?.error == JSONParseError(kind: .invalidEscape, offset: 11, line: 1, column: 12))
     }
+
+    /// With `tooLong`, an over-long line is skipped as it streams past and reported in its place; reading goes on.
+    @Test(arguments: [1, 3, 8, 64, 4096])
+    func overLongLinesAreSkippedAndReported(bufferSize: Int) throws {
+        let text = "short\n" + String(repeating: "x", count: 100) + "\r\nafter\n" + String(repeating: "z", count: 17) + "\nok\n"
+            + String(repeating: "y", count: 40)
+        let reader = LineReader(source: MemoryByteSource(Array(text.utf8)), path: "mem.txt", bufferSize: bufferSize, maxLineLength: 16)
+        var lines: [DeliveredLine] = []
+        var long: [[Int]] = []
+        try reader.forEachLine(tooLong: { long.append([$0, $1]) }) { line, number, terminated in
+            lines.append(DeliveredLine(String(decoding: line, as: UTF8.self), number, terminated))
+        }
+        #expect(lines == [DeliveredLine("short", 1), DeliveredLine("after", 3), DeliveredLine("ok", 5)])
+        // Lengths: the whole line when it fit in the buffer (without its \r), else what streamed past (with it).
+        #expect(long.map { $0[0] } == [2, 4, 6])
+        #expect(long[0][1] >= 100 && long[0][1] <= 101 && long[1][1] == 17 && long[2][1] == 40, "\(long)")
+        // Without `tooLong` the same input is an error naming the line.
+        let strict = LineReader(source: MemoryByteSource(Array(text.utf8)), path: "mem.txt", bufferSize: bufferSize, maxLineLength: 16)
+        #expect(throws: ReaderError.self) { try strict.forEachLine { _, _, _ in } }
+    }
 }

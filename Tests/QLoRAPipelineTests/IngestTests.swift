@@ -213,3 +213,28 @@ extension URL {
         return self
     }
 }
+
+/// A JSONL row longer than the per-row limit (64 MiB) is a rejected row, skipped as it streams past, not a failed stage
+/// or gigabytes held for one line.
+@Suite struct OverlongRowTests {
+    @Test func aHugeRowIsRejectedAndTheRestIngested() throws {
+        try withTemporaryDirectory { dir in
+            let url = dir.appendingPathComponent("d.jsonl")
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+            let h = try FileHandle(forWritingTo: url)
+            h.write(Data(#"{"instruction": "one", "output": "1"}"#.utf8 + [0x0A]))
+            h.write(Data(#"{"instruction": ""#.utf8))
+            let chunk = Data(repeating: UInt8(ascii: "a"), count: 1 << 20)
+            for _ in 0..<70 { h.write(chunk) }
+            h.write(Data(#"", "output": "huge"}"#.utf8 + [0x0A]))
+            h.write(Data(#"{"instruction": "three", "output": "3"}"#.utf8 + [0x0A]))
+            try h.close()
+            let spec = try loadSpec("name: big\nrun_dir: run\ndataset:\n  files: [{path: d.jsonl, format: alpaca}]\n  eval_fraction: 0\n  max_rejected_fraction: 0.5\n", in: dir)
+            let result = try Pipeline.run(spec: spec)
+            #expect(result.succeeded, "\(result.failure ?? "")")
+            let rejected = try readLines(dir.appendingPathComponent("run/ingest/rejected.jsonl"))
+            #expect(rejected.count == 1 && rejected[0].contains(#""reason":"row_too_long""#) && rejected[0].contains(#""line":2"#), "\(rejected)")
+            #expect(try readLines(dir.appendingPathComponent("run/ingest/train.jsonl")).count == 2)
+        }
+    }
+}

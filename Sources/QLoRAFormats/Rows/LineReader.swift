@@ -59,7 +59,12 @@ public struct LineReader {
     /// the call. Errors from `body` stop reading and propagate unchanged; so do the source's, except
     /// that a `ReaderError` (truncated gzip, say) gains the number of the line being read. A line
     /// longer than `maxLineLength` throws `ReaderError.tooLong`.
+    ///
+    /// With `tooLong`, a line longer than `maxLineLength` is not an error: its bytes are skipped as they stream past
+    /// (memory stays bounded by the limit), `tooLong(lineNumber, length)` is called in its place, and reading goes on
+    /// with the next line (a dataset rejects the row instead of failing, or holding gigabytes for one line).
     public func forEachLine(
+        tooLong: ((_ lineNumber: Int, _ length: Int) throws -> Void)? = nil,
         _ body: (_ line: UnsafeRawBufferPointer, _ lineNumber: Int, _ terminated: Bool) throws -> Void
     ) throws {
         let input = self.input
@@ -86,7 +91,9 @@ public struct LineReader {
                 start = newline + 1
                 scan = start
                 if end - lineStart > limit {
-                    throw ReaderError(path: input.path, line: line, kind: .tooLong(limit: limit))
+                    guard let tooLong else { throw ReaderError(path: input.path, line: line, kind: .tooLong(limit: limit)) }
+                    try tooLong(line, end - lineStart)
+                    continue
                 }
                 try body(UnsafeRawBufferPointer(start: input.base + lineStart, count: end - lineStart), line, true)
                 continue
@@ -98,11 +105,45 @@ public struct LineReader {
                 line += 1
                 start = input.count
                 if input.count - lineStart > limit {
-                    throw ReaderError(path: input.path, line: line, kind: .tooLong(limit: limit))
+                    guard let tooLong else { throw ReaderError(path: input.path, line: line, kind: .tooLong(limit: limit)) }
+                    try tooLong(line, input.count - lineStart)
+                    return
                 }
                 try body(UnsafeRawBufferPointer(start: input.base + lineStart, count: input.count - lineStart),
                          line, false)
                 return
+            }
+            if let tooLong, input.count - start > limit {
+                // Skip the rest of this line as it streams past, keeping nothing of it.
+                var skipped = input.count - start
+                line += 1
+                while true {
+                    let shift = try input.refill(keepingFrom: input.count, line: line)
+                    _ = shift
+                    if input.count == 0 {
+                        guard input.isAtEOF else { continue }
+                        start = 0
+                        scan = 0
+                        try tooLong(line, skipped)
+                        return
+                    }
+                    if let found = memchr(input.base, 0x0A, input.count) {
+                        let newline = UnsafeMutableRawPointer(found) - input.base
+                        skipped += newline
+                        start = newline + 1
+                        scan = start
+                        try tooLong(line, skipped)
+                        break
+                    }
+                    skipped += input.count
+                    if input.isAtEOF {
+                        start = input.count
+                        scan = start
+                        try tooLong(line, skipped)
+                        return
+                    }
+                }
+                continue
             }
             let shift = try input.refill(keepingFrom: start, line: line + 1)
             start -= shift

@@ -16,6 +16,8 @@ public enum RejectionReason: String, Sendable, CaseIterable, Codable {
     case csvColumnCount = "csv_column_count"
     /// A CSV record with a NUL byte (a JSON row with one is `invalid_json`).
     case nulByte = "nul_byte"
+    /// A JSONL line longer than `IngestReader.maxRowBytes` (skipped without being held in memory).
+    case rowTooLong = "row_too_long"
 }
 
 public struct Rejection: Error, Sendable, Equatable {

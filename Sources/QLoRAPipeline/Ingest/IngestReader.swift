@@ -6,6 +6,10 @@ import QLoRAFormats
 /// the file unreadable (a broken gzip stream, an unterminated JSON array or CSV quote) fail the stage
 /// with `file:line`.
 enum IngestReader {
+    /// The longest JSONL row accepted (64 MiB, far beyond any training example): a longer line is a rejected row,
+    /// skipped as it streams past, where it used to be read whole (a single 900 MB line allocated gigabytes).
+    static let maxRowBytes = 64 << 20
+
     static func read(file: DatasetFile, url: URL, into writer: IngestWriter, progress: ProgressReporter) throws {
         guard let kind = RowFileKind(path: file.path) else {
             throw StageFailure("\(file.path): cannot tell the file type (expected .jsonl, .json or .csv, optionally .gz)")
@@ -19,8 +23,14 @@ enum IngestReader {
         do {
             switch kind {
             case .jsonl:
-                let reader = try LineReader(path: url.path)
-                try reader.forEachLine { line, number, terminated in
+                let reader = try LineReader(path: url.path, maxLineLength: maxRowBytes)
+                let tooLong = { (number: Int, length: Int) throws in
+                    try writer.reject(source: file.path, line: number,
+                                      Rejection(.rowTooLong, "the row is \(length) bytes, more than the \(maxRowBytes >> 20) MiB a row may have"),
+                                      excerpt: nil)
+                    progress.update(Int64(reader.bytesRead))
+                }
+                try reader.forEachLine(tooLong: tooLong) { line, number, terminated in
                     try jsonlRow(line, number: number, terminated: terminated, file: file, normalizer: normalizer, writer: writer)
                     progress.update(Int64(reader.bytesRead))
                 }
