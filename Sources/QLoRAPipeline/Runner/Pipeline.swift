@@ -117,17 +117,10 @@ public enum Pipeline {
         try AtomicFile.write(try spec.normalizedYAML(), to: run.url.appendingPathComponent("spec.yaml"))
 
         var results: [StageResult] = []
-        var fingerprints: [StageID: String] = [:]
-        var rerun: Set<StageID> = []
         var failure: String?
         var interrupted = false
-
-        // With --only, stages downstream of (or unrelated to) the selected one are left alone.
-        // With --to, the stages up to it in pipeline order.
-        let considered = enabled.filter { stage in
-            (options.only.map { $0 == stage || $0.dependsOn(stage) } ?? true) && (options.to.map { stage <= $0 } ?? true)
-        }
-        for stage in considered {
+        var decider = StageDecider(spec: spec, options: options, run: run, backendName: selection.name, enabled: enabled)
+        for stage in decider.considered {
             guard let impl = registry[stage] else {
                 throw PipelineArgumentError("stage \(stage.rawValue) is not available in this build")
             }
@@ -141,28 +134,10 @@ public enum Pipeline {
                                            durationSeconds: 0, metrics: [:], notes: []))
                 continue
             }
-            let dependencies = (stage.upstream + stage.optionalUpstream).filter { enabled.contains($0) }
-            let inputs = try impl.inputFiles(of: spec).map { url -> StageManifest.Input in
-                let d = try FileDigest.of(file: url)
-                return StageManifest.Input(path: url.path, sha256: d.sha256, size: d.size)
-            }
-            var upstream: [String: StageManifest.Upstream] = [:]
-            for dep in dependencies {
-                guard let m = run.manifest(dep), let fp = fingerprints[dep] else { continue }
-                upstream[dep.rawValue] = StageManifest.Upstream(fingerprint: fp, outputsDigest: m.outputsDigest)
-            }
-            let fingerprint = try Self.fingerprint(stage: impl, spec: spec, inputs: inputs,
-                                                   upstream: dependencies.map { fingerprints[$0] ?? "" },
-                                                   backend: impl.usesBackend ? selection.name : nil)
-            fingerprints[stage] = fingerprint
-
+            let d = try decider.decide(stage, impl: impl, inputs: try StageDecider.inputs(of: impl, spec: spec))
+            let (dependencies, inputs, upstream, fingerprint, reason) = (d.dependencies, d.inputs, d.upstream, d.fingerprint, d.reason)
             let selected = options.only == nil || options.only == stage
             let existing = run.manifest(stage)
-            var reason: String?
-            if options.force && selected { reason = "--force" }
-            else if let from = options.from, stage == from || stage.dependsOn(from) { reason = "--from \(from.rawValue)" }
-            else if let up = dependencies.first(where: { rerun.contains($0) }) { reason = "upstream stage \(up.rawValue) was rerun" }
-            else { reason = staleness(existing, fingerprint: fingerprint, upstream: upstream, directory: run.stageURL(stage)) }
 
             guard let why = reason else {
                 let m = existing!
@@ -200,7 +175,6 @@ public enum Pipeline {
                     backend: impl.usesBackend ? selection.name : nil)
                 try AtomicFile.write(try manifest.encoded(), to: tmp.appendingPathComponent("manifest.json"))
                 try run.commit(stage, from: tmp)
-                rerun.insert(stage)
                 run.appendEvent(["event": .string("stage_finished"), "stage": .string(stage.rawValue),
                                  "duration_seconds": .number(manifest.durationSeconds)])
                 results.append(StageResult(stage: stage, state: .ran, reason: why, durationSeconds: manifest.durationSeconds,
@@ -219,7 +193,7 @@ public enum Pipeline {
             }
         }
         var gates: [GateResult] = []
-        if failure == nil, let e = spec.evaluation, !e.gates.isEmpty, considered.contains(.evaluate),
+        if failure == nil, let e = spec.evaluation, !e.gates.isEmpty, decider.considered.contains(.evaluate),
            options.only == nil || options.only == .evaluate {
             let evaluate = run.manifest(.evaluate)?.metrics ?? [:]
             do {
@@ -277,50 +251,92 @@ extension Pipeline {
     }
 
     public static func plan(spec: JobSpec, options: Options = Options(), backendName: String) throws -> [PlannedStage] {
-        let enabled = StageID.enabled(by: spec)
-        let considered = enabled.filter { stage in
-            (options.only.map { $0 == stage || $0.dependsOn(stage) } ?? true) && (options.to.map { stage <= $0 } ?? true)
-        }
         let run = RunDirectory(url: spec.runDirectory(override: options.runDirectory))
-        var fingerprints: [StageID: String] = [:]
-        var rerun: Set<StageID> = []
+        var decider = StageDecider(spec: spec, options: options, run: run, backendName: backendName, enabled: StageID.enabled(by: spec))
         var planned: [PlannedStage] = []
-        for stage in considered {
+        for stage in decider.considered {
             guard let impl = registry[stage] else { throw PipelineArgumentError("stage \(stage.rawValue) is not available in this build") }
-            let dependencies = (stage.upstream + stage.optionalUpstream).filter { enabled.contains($0) }
-            var inputs: [StageManifest.Input] = []
-            var missingInput: String?
-            for url in impl.inputFiles(of: spec) {
-                guard let d = try? FileDigest.of(file: url) else {
-                    missingInput = url.path
-                    break
-                }
-                inputs.append(StageManifest.Input(path: url.path, sha256: d.sha256, size: d.size))
-            }
-            if let missingInput {
+            let inputs: [StageManifest.Input]
+            do { inputs = try StageDecider.inputs(of: impl, spec: spec) } catch {
                 // Not known until the input exists: the stage cannot be up to date.
-                fingerprints[stage] = ""
-                rerun.insert(stage)
-                planned.append(PlannedStage(stage: stage.rawValue, fingerprint: "", willRun: true, reason: "input missing: \(missingInput)"))
+                decider.unknown(stage)
+                planned.append(PlannedStage(stage: stage.rawValue, fingerprint: "", willRun: true, reason: "input missing: \(error)"))
                 continue
             }
-            var upstream: [String: StageManifest.Upstream] = [:]
-            for dep in dependencies {
-                guard let m = run.manifest(dep), let fp = fingerprints[dep] else { continue }
-                upstream[dep.rawValue] = StageManifest.Upstream(fingerprint: fp, outputsDigest: m.outputsDigest)
-            }
-            let fingerprint = try fingerprint(stage: impl, spec: spec, inputs: inputs, upstream: dependencies.map { fingerprints[$0] ?? "" },
-                                              backend: impl.usesBackend ? backendName : nil)
-            fingerprints[stage] = fingerprint
-            let selected = options.only == nil || options.only == stage
-            var reason: String?
-            if options.force && selected { reason = "--force" }
-            else if let from = options.from, stage == from || stage.dependsOn(from) { reason = "--from \(from.rawValue)" }
-            else if let up = dependencies.first(where: { rerun.contains($0) }) { reason = "upstream stage \(up.rawValue) would rerun" }
-            else { reason = staleness(run.manifest(stage), fingerprint: fingerprint, upstream: upstream, directory: run.stageURL(stage)) }
-            if reason != nil { rerun.insert(stage) }
-            planned.append(PlannedStage(stage: stage.rawValue, fingerprint: fingerprint, willRun: reason != nil, reason: reason ?? "up to date"))
+            let d = try decider.decide(stage, impl: impl, inputs: inputs)
+            planned.append(PlannedStage(stage: stage.rawValue, fingerprint: d.fingerprint, willRun: d.reason != nil, reason: d.reason ?? "up to date"))
         }
         return planned
+    }
+}
+
+/// How `Pipeline.run` and `Pipeline.plan` decide each stage, in pipeline order: its fingerprint (configuration,
+/// format version, backend, upstream fingerprints, input hashes) and why it must run, or nil when it is up to date.
+struct StageDecider {
+    let spec: JobSpec
+    let options: Pipeline.Options
+    let run: RunDirectory
+    let backendName: String
+    let enabled: [StageID]
+    private var fingerprints: [StageID: String] = [:]
+    private var rerun: Set<StageID> = []
+
+    init(spec: JobSpec, options: Pipeline.Options, run: RunDirectory, backendName: String, enabled: [StageID]) {
+        self.spec = spec
+        self.options = options
+        self.run = run
+        self.backendName = backendName
+        self.enabled = enabled
+    }
+
+    /// The stages the options select, in order: with --only, that stage and its upstream; with --to, the stages up
+    /// to it in pipeline order.
+    var considered: [StageID] {
+        enabled.filter { stage in
+            (options.only.map { $0 == stage || $0.dependsOn(stage) } ?? true) && (options.to.map { stage <= $0 } ?? true)
+        }
+    }
+
+    struct Decision {
+        var dependencies: [StageID]
+        var inputs: [StageManifest.Input]
+        var upstream: [String: StageManifest.Upstream]
+        var fingerprint: String
+        /// Why the stage runs; nil when it is up to date.
+        var reason: String?
+    }
+
+    /// The stage's input files with their hashes (throws when one cannot be read).
+    static func inputs(of impl: any Stage, spec: JobSpec) throws -> [StageManifest.Input] {
+        try impl.inputFiles(of: spec).map { url in
+            let d = try FileDigest.of(file: url)
+            return StageManifest.Input(path: url.path, sha256: d.sha256, size: d.size)
+        }
+    }
+
+    /// A stage whose fingerprint cannot be known (a missing input): it and everything downstream would run.
+    mutating func unknown(_ stage: StageID) {
+        fingerprints[stage] = ""
+        rerun.insert(stage)
+    }
+
+    mutating func decide(_ stage: StageID, impl: any Stage, inputs: [StageManifest.Input]) throws -> Decision {
+        let dependencies = (stage.upstream + stage.optionalUpstream).filter { enabled.contains($0) }
+        var upstream: [String: StageManifest.Upstream] = [:]
+        for dep in dependencies {
+            guard let m = run.manifest(dep), let fp = fingerprints[dep] else { continue }
+            upstream[dep.rawValue] = StageManifest.Upstream(fingerprint: fp, outputsDigest: m.outputsDigest)
+        }
+        let fingerprint = try Pipeline.fingerprint(stage: impl, spec: spec, inputs: inputs, upstream: dependencies.map { fingerprints[$0] ?? "" },
+                                                   backend: impl.usesBackend ? backendName : nil)
+        fingerprints[stage] = fingerprint
+        let selected = options.only == nil || options.only == stage
+        var reason: String?
+        if options.force && selected { reason = "--force" }
+        else if let from = options.from, stage == from || stage.dependsOn(from) { reason = "--from \(from.rawValue)" }
+        else if let up = dependencies.first(where: { rerun.contains($0) }) { reason = "upstream stage \(up.rawValue) was rerun" }
+        else { reason = Pipeline.staleness(run.manifest(stage), fingerprint: fingerprint, upstream: upstream, directory: run.stageURL(stage)) }
+        if reason != nil { rerun.insert(stage) }
+        return Decision(dependencies: dependencies, inputs: inputs, upstream: upstream, fingerprint: fingerprint, reason: reason)
     }
 }

@@ -41,15 +41,13 @@ extension JobSpec {
                 if !names.contains(where: { $0.hasSuffix(".safetensors") }) {
                     out.append(error("model.path", "\(url.path) has no .safetensors weights"))
                 }
-            } else {
-                out.append(error("model.path", "model not found: \(url.path)"))
             }
         }
         if tokenizer != nil, let source = tokenizerSource, !missing.contains("tokenizer.path"), !missing.contains("model.path") {
             let url = resolve(source)
             let key = tokenizer?.path != nil ? "tokenizer.path" : "model.path"
             if isFile(url) {
-                if url.lastPathComponent != "tokenizer.json" && !url.lastPathComponent.hasSuffix(".json") && !hasGGUFMagic(url) {
+                if !url.lastPathComponent.hasSuffix(".json") && !hasGGUFMagic(url) {
                     out.append(error(key, "\(url.path) is neither a tokenizer.json nor a GGUF file"))
                 }
             } else if isDirectory(url) {
@@ -59,16 +57,12 @@ extension JobSpec {
                 }
             }
         }
-        for (i, file) in (dataset?.files ?? []).enumerated() where !missing.contains("dataset.files[\(i)].path") {
-            let url = resolve(file.path)
+        let rowFiles = (dataset?.files ?? []).enumerated().map { ("dataset.files[\($0.offset)].path", $0.element.path) }
+            + (evaluation?.tasks ?? []).enumerated().map { ("evaluation.tasks[\($0.offset)].path", $0.element.path) }
+        for (key, path) in rowFiles where !missing.contains(key) {
+            let url = resolve(path)
             if isFile(url), ((try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0) == 0 {
-                out.append(error("dataset.files[\(i)].path", "\(url.path) is empty"))
-            }
-        }
-        for (i, task) in (evaluation?.tasks ?? []).enumerated() where !missing.contains("evaluation.tasks[\(i)].path") {
-            let url = resolve(task.path)
-            if isFile(url), ((try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0) == 0 {
-                out.append(error("evaluation.tasks[\(i)].path", "\(url.path) is empty"))
+                out.append(error(key, "\(url.path) is empty"))
             }
         }
         return out
