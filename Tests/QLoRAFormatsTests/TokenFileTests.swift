@@ -34,4 +34,33 @@ import QLoRAFormats
         try Data("not a token file at all, but long enough to have a header........................................................................".utf8).write(to: url)
         #expect(throws: FileError.self) { try TokenFile.Reader(path: url.path) }
     }
+
+    /// Altered offsets or ids used to pass the header check and trap later (a reversed range in `sequence(_:)`, an
+    /// embedding row past the vocabulary in training): now each is an error naming what is wrong, at open.
+    @Test func rejectsAlteredOffsetsAndIds() throws {
+        let url = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("tf-\(UUID().uuidString).tokens")
+        defer { try? FileManager.default.removeItem(at: url) }
+        let sequences = [TokenFile.Sequence(ids: [1, 2, 3], labels: [true, true, true]), TokenFile.Sequence(ids: [4, 5], labels: [true, false])]
+        try TokenFile.write(sequences, packed: false, vocabularySize: 10, to: url)
+        let original = try Data(contentsOf: url)
+        func u64(_ d: Data, _ o: Int) -> Int { (0..<8).reduce(0) { $0 | Int(d[o + $1]) << (8 * $1) } }
+        let ids = u64(original, 40), seqs = u64(original, 56), docs = u64(original, 64)
+        let cases: [(String, (inout Data) -> Void)] = [
+            ("sequence 2 starts before sequence 1", { $0[seqs + 8] = 4; $0[seqs + 16] = 3 }),
+            ("past the 5 tokens", { $0[seqs + 8] = 9 }),
+            ("not 0", { $0[docs] = 1 }),
+            ("not below the vocabulary size 10", { $0[ids + 4] = 10 }),
+        ]
+        for (expected, alter) in cases {
+            var data = original
+            alter(&data)
+            try data.write(to: url)
+            do {
+                _ = try TokenFile.Reader(path: url.path)
+                Issue.record("accepted a file whose \(expected)")
+            } catch {
+                #expect("\(error)".contains(expected), "\(error)")
+            }
+        }
+    }
 }

@@ -135,6 +135,41 @@ public enum TokenFile {
                 munmap(m, len)
                 throw FileError(path: path, message: magicOK ? "unsupported or corrupt token file (version \(v))" : "not a token file (bad magic)")
             }
+            // Everything a reader later indexes with is checked here, once, so an altered file is an error naming
+            // what is wrong instead of a trap (or a read past the mapping) in training.
+            if let problem = Self.checkContents(p, tokens: tokenCount, sequences: sequenceCount, documents: documentCount,
+                                                 ids: idsOffset, sequenceOffsets: sequencesOffset,
+                                                 documentOffsets: documentsOffset, vocabulary: vocabularySize) {
+                munmap(m, len)
+                throw FileError(path: path, message: "corrupt token file: \(problem)")
+            }
+        }
+
+        /// The offsets tables start at 0, never decrease and end at the token count; every id is below the
+        /// vocabulary size (when the file records one). nil when all holds, else what does not.
+        private static func checkContents(_ p: UnsafeRawPointer, tokens: Int, sequences: Int, documents: Int, ids: Int,
+                                          sequenceOffsets: Int, documentOffsets: Int, vocabulary: Int) -> String? {
+            func offsets(_ base: Int, _ count: Int, _ what: String) -> String? {
+                var previous = 0
+                for i in 0...count {
+                    let o = UInt64(littleEndian: p.loadUnaligned(fromByteOffset: base + 8 * i, as: UInt64.self))
+                    if i == 0, o != 0 { return "the first \(what) starts at token \(o), not 0" }
+                    if o > UInt64(tokens) { return "\(what) \(i) starts at token \(o), past the \(tokens) tokens" }
+                    if Int(o) < previous { return "\(what) \(i) starts before \(what) \(i - 1)" }
+                    previous = Int(o)
+                }
+                return previous == tokens ? nil : "the \(what) offsets end at token \(previous), not at the \(tokens) tokens"
+            }
+            if let problem = offsets(sequenceOffsets, sequences, "sequence") ?? offsets(documentOffsets, documents, "document") {
+                return problem
+            }
+            guard vocabulary > 0 else { return nil }
+            let limit = UInt32(truncatingIfNeeded: vocabulary)
+            for t in 0..<tokens {
+                let id = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: ids + 4 * t, as: UInt32.self))
+                if id >= limit { return "token \(t) is id \(id), not below the vocabulary size \(vocabulary)" }
+            }
+            return nil
         }
 
         deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }

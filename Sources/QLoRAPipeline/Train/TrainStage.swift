@@ -72,6 +72,9 @@ public struct TrainStage: Stage {
                 word |= UInt32(raw[i + 3]) << 24
                 indices.append(Int(word))
             }
+            if let bad = indices.firstIndex(where: { $0 >= reader.sequenceCount }) {
+                throw StageFailure("tokenize/train.order: entry \(bad) is sequence \(indices[bad]), but train.tokens has \(reader.sequenceCount); rerun from the tokenize stage (qlora run --from tokenize)")
+            }
             order = indices
         }
         let seed = UInt64(spec.seed)
