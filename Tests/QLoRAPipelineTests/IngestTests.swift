@@ -108,6 +108,27 @@ private func stats(_ ingestDir: URL) throws -> [String: Any] {
         }
     }
 
+    /// A gzip'd file reports progress against its size on disk, with a total and so a rate and an ETA (it had none:
+    /// a 2 MB gzip of gigabytes of blank lines churned for minutes with no bar), and reaches it.
+    @Test func gzipProgressHasATotalAndReachesIt() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir.appendingPathComponent("nl.jsonl.gz").path
+            try gzip(String(repeating: "\n", count: 8 << 20) + "{\"text\":\"a\"}\n", to: path)
+            let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64)
+            let spec = try loadSpec("name: t\nrun_dir: run\ndataset:\n  files:\n    - {path: nl.jsonl.gz, format: text}\n  eval_fraction: 0\n", in: dir)
+            let log = EventLog()
+            let result = try Pipeline.run(spec: spec, observer: log.append)
+            #expect(result.succeeded)
+            let reading = log.all.compactMap { event -> ProgressSnapshot? in
+                if case .progress(let s) = event, s.label.hasPrefix("reading") { return s }
+                return nil
+            }
+            #expect(reading.first?.total == size)
+            #expect(reading.last?.finished == true && reading.last?.completed == size)
+            #expect(try stats(dir.appendingPathComponent("run/ingest"))["accepted"] as? Int == 1)
+        }
+    }
+
     @Test func duplicatesAreRemovedAcrossFilesAndCounted() throws {
         try withTemporaryDirectory { dir in
             try write("{\"text\":\"a\"}\n{\"text\":\"b\"}\n{\"text\":\"a\"}\n", to: dir.appendingPathComponent("1.jsonl"))

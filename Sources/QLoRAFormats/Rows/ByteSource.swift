@@ -15,6 +15,14 @@ import Darwin
 public protocol ByteSource {
     /// Fills a prefix of `buffer` (which is non-empty) and returns its length; 0 means end of data.
     mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+    /// How far into the file on disk the source has read, when that differs from the bytes it delivered (the
+    /// compressed offset of a gzip file); nil when they are the same. Progress bars use it: a file's size on disk
+    /// is known up front, its decompressed size is not.
+    var fileOffset: Int64? { get }
+}
+
+extension ByteSource {
+    public var fileOffset: Int64? { nil }
 }
 
 /// Reads a file with POSIX `open`/`read`. Not thread-safe: use one source from one task at a time.
@@ -135,6 +143,8 @@ public final class GzipByteSource: ByteSource {
     }
 
     deinit { gzclose(file) }
+
+    public var fileOffset: Int64? { Int64(gzoffset(file)) }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }

@@ -37,6 +37,9 @@ public struct CSVReader {
     /// Bytes taken from the source so far (decompressed bytes for gzip), for progress reports.
     public var bytesRead: Int { input.bytesRead }
 
+    /// How far into the file on disk reading has got (compressed bytes for gzip), for progress against its size.
+    public var fileBytesRead: Int { input.fileOffset }
+
     private enum State { case fieldStart, unquoted, quoted, quoteSeen, crAfterQuote }
 
     /// A field's content as offsets from the record's first byte.

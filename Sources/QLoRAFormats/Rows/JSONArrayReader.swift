@@ -34,6 +34,9 @@ public struct JSONArrayReader {
     /// Bytes taken from the source so far (decompressed bytes for gzip), for progress reports.
     public var bytesRead: Int { input.bytesRead }
 
+    /// How far into the file on disk reading has got (compressed bytes for gzip), for progress against its size.
+    public var fileBytesRead: Int { input.fileOffset }
+
     private enum Phase {
         case beforeArray, firstElement, nextElement, scalar, element, afterElement, afterArray
     }

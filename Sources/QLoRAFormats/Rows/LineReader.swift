@@ -52,6 +52,9 @@ public struct LineReader {
     /// Bytes taken from the source so far (decompressed bytes for gzip), for progress reports.
     public var bytesRead: Int { input.bytesRead }
 
+    /// How far into the file on disk reading has got (compressed bytes for gzip), for progress against its size.
+    public var fileBytesRead: Int { input.fileOffset }
+
     /// The number of the last line delivered (0 before the first).
     public var lineNumber: Int { state.lineNumber }
 
@@ -165,6 +168,9 @@ final class InputBuffer {
     private(set) var isAtEOF = false
     /// Total bytes delivered by the source so far.
     private(set) var bytesRead = 0
+
+    /// How far into the file on disk reading has got (the compressed offset for gzip, else `bytesRead`).
+    var fileOffset: Int { source.fileOffset.map { Int($0) } ?? bytesRead }
     /// The longest unfinished line/record/element the buffer may have to hold.
     let maxRetained: Int
     /// Set once the reader has consumed its start (BOM handling); readers use it to detect reuse.

@@ -15,9 +15,17 @@ enum IngestReader {
             throw StageFailure("\(file.path): cannot tell the file type (expected .jsonl, .json or .csv, optionally .gz)")
         }
         let normalizer = ExampleNormalizer(format: file.format, fieldMap: file.fieldMap)
-        let compressed = file.path.lowercased().hasSuffix(".gz")
+        // Progress is measured in bytes of the file on disk (compressed bytes for .gz), so even a gzip'd file has a
+        // total, a rate and an ETA; a gzip of gigabytes of blank lines shows its progress instead of churning
+        // silently. Rows report it when the reader has moved on by 64 KiB, not per row: a row can be one byte.
         let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int64) ?? nil
-        progress.start("reading \(file.path)", total: compressed ? nil : size, unit: .bytes)
+        progress.start("reading \(file.path)", total: size, unit: .bytes)
+        var reported = 0
+        func report(_ position: Int) {
+            guard position - reported >= 1 << 16 else { return }
+            reported = position
+            progress.update(Int64(position))
+        }
         writer.beginFile(path: file.path, format: file.format)
         var bytes: Int64 = 0
         do {
@@ -28,18 +36,18 @@ enum IngestReader {
                     try writer.reject(source: file.path, line: number,
                                       Rejection(.rowTooLong, "the row is \(length) bytes, more than the \(maxRowBytes >> 20) MiB a row may have"),
                                       excerpt: nil)
-                    progress.update(Int64(reader.bytesRead))
+                    report(reader.fileBytesRead)
                 }
                 try reader.forEachLine(tooLong: tooLong) { line, number, terminated in
                     try jsonlRow(line, number: number, terminated: terminated, file: file, normalizer: normalizer, writer: writer)
-                    progress.update(Int64(reader.bytesRead))
+                    report(reader.fileBytesRead)
                 }
                 bytes = Int64(reader.bytesRead)
             case .json:
                 let reader = try JSONArrayReader(path: url.path)
                 try reader.forEachElement { element, number in
                     try jsonRow(element, number: number, terminated: true, file: file, normalizer: normalizer, writer: writer)
-                    progress.update(Int64(reader.bytesRead))
+                    report(reader.fileBytesRead)
                 }
                 bytes = Int64(reader.bytesRead)
             case .csv:
@@ -59,7 +67,7 @@ enum IngestReader {
                         return
                     }
                     try csvRow(fields, columns: columns, number: number, file: file, normalizer: normalizer, writer: writer)
-                    progress.update(Int64(reader.bytesRead))
+                    report(reader.fileBytesRead)
                 }
                 bytes = Int64(reader.bytesRead)
                 if header == nil { throw StageFailure("\(file.path): the CSV file is empty (no header row)") }
@@ -69,7 +77,7 @@ enum IngestReader {
         } catch {
             throw StageFailure("\(file.path): \(error)")
         }
-        progress.finish(bytes)
+        progress.finish(size ?? bytes)
         writer.endFile(bytes: bytes)
     }
 
