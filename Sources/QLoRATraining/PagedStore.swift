@@ -45,9 +45,13 @@ public final class PagedFloatStore: @unchecked Sendable {
         let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw PagedStoreError("\(path): create failed: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        guard ftruncate(fd, off_t(length)) == 0 else {
+        // The file's blocks are allocated now, not when a page is first written: a sparse file on a full disk
+        // would turn that first write through the mapping into SIGBUS (found by scripts/fault-inject.sh: a full
+        // disk during training killed the process). posix_fallocate fails with ENOSPC instead, naming the file.
+        let status = posix_fallocate(fd, 0, off_t(length))
+        guard status == 0 else {
             unlink(path)
-            throw PagedStoreError("\(path): cannot size the optimizer state file to \(length) bytes: \(String(cString: strerror(errno)))")
+            throw PagedStoreError("\(path): cannot allocate \(length) bytes for the optimizer state: \(String(cString: strerror(status)))")
         }
         guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
             unlink(path)
