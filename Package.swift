@@ -66,6 +66,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The fuzzing harness (docs/FUZZING.md): a libFuzzer binary under `make fuzz`, a replay tool otherwise.
+        .executableTarget(name: "qlora-fuzz", dependencies: ["QLoRAPipeline"]),
         .testTarget(name: "QLoRAFormatsTests", dependencies: ["QLoRAFormats", "CArchive"], exclude: ["Fixtures"]),
         .testTarget(name: "QLoRATokenizerTests", dependencies: ["QLoRATokenizer", "QLoRAFormats"],
                     exclude: ["Fixtures"]),

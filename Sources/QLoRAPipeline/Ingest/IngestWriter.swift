@@ -145,7 +145,7 @@ final class IngestWriter {
     /// Second pass for `eval_size`: the examples whose hash prefix is among the `size` smallest go to eval.
     private func partition(evalSize size: Int) throws {
         let sorted = evalSizeKeys.sorted()
-        let threshold: UInt64? = size == 0 ? nil : sorted[min(size, sorted.count) - 1]
+        let threshold: UInt64? = size == 0 || sorted.isEmpty ? nil : sorted[min(size, sorted.count) - 1]
         evalSizeKeys = []
         let evalWriter = try BufferedFileWriter(path: directory.appendingPathComponent("eval.jsonl").path)
         let allURL = directory.appendingPathComponent("all.jsonl.part")
