@@ -3,9 +3,10 @@
 SHELL := /bin/bash
 SWIFT_FLAGS := -c release -Xswiftc -enable-testing
 QLORA := .build/release/qlora
-APT_PACKAGES := zlib1g-dev libopenblas-dev libarchive-dev python3 python3-yaml
+APT_PACKAGES := zlib1g-dev libopenblas-dev libarchive-dev python3 python3-yaml python3-numpy
+FUZZ_SECONDS ?= 600
 
-.PHONY: setup deps data build run test crash-test bench clean
+.PHONY: setup deps data build run test crash-test fault-inject fuzz sanitize bench clean
 
 setup: deps data build
 
@@ -31,19 +32,36 @@ run: build
 # Unit and CLI tests (Swift Testing; the SmolLM2 GGUF from PyPI enables the real-model tests; NVRTC from its
 # pinned wheel compiles every CUDA kernel for sm_80/sm_90, required here so a broken kernel fails CI without a
 # GPU), then the crash/resume/lock/corruption script on a 210 MB file, hadolint on the Dockerfile, and the image
-# proven with podman (scripts/container-smoke.sh).
+# proven with podman (scripts/container-smoke.sh); then every fuzz target for 30 s and 24 random kills with the
+# disk-full, read-only and corruption checks (docs/RELIABILITY.md).
 test: deps
 	python3 scripts/fetch_model.py
 	python3 scripts/fetch_cuda_toolchain.py
 	swift build $(SWIFT_FLAGS) --build-tests
 	QLORA_REQUIRE_NVRTC=1 swift test $(SWIFT_FLAGS) --skip-build
 	scripts/crash-test.sh $(QLORA)
+	scripts/fault-inject.sh --kills 24 $(QLORA)
+	scripts/fuzz.sh run 30
 	scripts/lint-dockerfile.sh
 	python3 scripts/check-ci-examples.py $(QLORA)
 	scripts/container-smoke.sh
 
 crash-test: build
 	scripts/crash-test.sh $(QLORA)
+
+# The reliability suites at full length (docs/RELIABILITY.md): 200 random kills and the disk-full/read-only/
+# corruption checks; every fuzz target for FUZZ_SECONDS (600 by default); the test suite under AddressSanitizer
+# and ThreadSanitizer.
+fault-inject: build
+	scripts/fault-inject.sh --kills 200 $(QLORA)
+
+fuzz:
+	scripts/fuzz.sh build
+	scripts/fuzz.sh run $(FUZZ_SECONDS)
+
+sanitize:
+	scripts/sanitize.sh address
+	scripts/sanitize.sh thread
 
 bench: build
 	$(QLORA) bench ingest
