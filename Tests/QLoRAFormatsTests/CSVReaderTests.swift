@@ -118,6 +118,24 @@ struct CSVReaderTests {
         #expect(count == 1)
     }
 
+    /// With `tooLong`, an overlong record (here with quoted commas, quotes and line breaks inside, and a last one
+    /// without a final newline) is skipped and reported with its first line and full length, at every buffer size;
+    /// the records around it come through with their own line numbers.
+    @Test(arguments: [1, 3, 16, 64, 4096])
+    func overlongRecordsAreSkippedAndReported(bufferSize: Int) throws {
+        let long = "\"" + String(repeating: "x,\"\"\n", count: 40) + "\",tail"
+        let text = "a,b\n" + long + "\n1,2\n" + String(repeating: "y", count: 100) + ",z\n3,4\n" + long
+        let reader = CSVReader(source: MemoryByteSource(Array(text.utf8)), path: "data.csv", bufferSize: bufferSize,
+                               maxRecordLength: 64)
+        var delivered: [Record] = []
+        var skipped: [String] = []
+        try reader.forEachRecord(invalid: nil, tooLong: { line, length in skipped.append("\(line):\(length)") }) { fields, line in
+            delivered.append(Record(fields, line))
+        }
+        #expect(delivered == [Record(["a", "b"], 1), Record(["1", "2"], 43), Record(["3", "4"], 45)])
+        #expect(skipped == ["2:\(long.utf8.count)", "44:102", "46:\(long.utf8.count)"])
+    }
+
     @Test func readsGzipCSVFile() throws {
         try RowsFixture.withTemporaryDirectory { dir in
             let path = dir + "/data.csv.gz"

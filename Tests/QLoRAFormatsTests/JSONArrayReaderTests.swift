@@ -64,6 +64,25 @@ struct JSONArrayReaderTests {
         #expect(try elements(Self.sample, bufferSize: bufferSize) == Self.sampleElements)
     }
 
+    /// With `tooLong`, an overlong element (an object with strings, escapes and line breaks inside, and a long
+    /// number) is skipped and reported with its first line and full length, at every buffer size; the elements
+    /// around it come through with their own line numbers.
+    @Test(arguments: [1, 3, 16, 64, 4096])
+    func overlongElementsAreSkippedAndReported(bufferSize: Int) throws {
+        let long = "{\"a\": [" + String(repeating: "\"x\\\"]}\",\n", count: 30) + "1]}"
+        let number = String(repeating: "7", count: 90)
+        let text = "[1,\n" + long + ",\n{\"b\": 2}, " + number + ",\n\"ok\"]"
+        let reader = JSONArrayReader(source: MemoryByteSource(Array(text.utf8)), path: "data.json", bufferSize: bufferSize,
+                                     maxElementLength: 64)
+        var delivered: [Element] = []
+        var skipped: [String] = []
+        try reader.forEachElement(tooLong: { line, length in skipped.append("\(line):\(length)") }) { element, line in
+            delivered.append(Element(String(decoding: element, as: UTF8.self), line))
+        }
+        #expect(delivered == [Element("1", 1), Element("{\"b\": 2}", 33), Element("\"ok\"", 34)])
+        #expect(skipped == ["2:\(long.utf8.count)", "33:90"])
+    }
+
     @Test func elementsParseWithJSONParser() throws {
         let reader = JSONArrayReader(source: MemoryByteSource(Self.sample), path: "data.json", bufferSize: 7)
         var types: [String] = []

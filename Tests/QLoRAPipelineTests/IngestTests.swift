@@ -238,23 +238,33 @@ extension URL {
 /// A JSONL row longer than the per-row limit (64 MiB) is a rejected row, skipped as it streams past, not a failed stage
 /// or gigabytes held for one line.
 @Suite struct OverlongRowTests {
-    @Test func aHugeRowIsRejectedAndTheRestIngested() throws {
+    /// The same 70 MB row (over the 64 MiB limit) in each row format: rejected as `row_too_long` at its line, the
+    /// rows around it ingested (a CSV record and a JSON array element used to be held whole up to 256 MiB and 1 GiB,
+    /// then fail the file).
+    @Test(arguments: ["jsonl", "csv", "json"])
+    func aHugeRowIsRejectedAndTheRestIngested(format: String) throws {
         try withTemporaryDirectory { dir in
-            let url = dir.appendingPathComponent("d.jsonl")
+            let url = dir.appendingPathComponent("d.\(format)")
             _ = FileManager.default.createFile(atPath: url.path, contents: nil)
             let h = try FileHandle(forWritingTo: url)
-            h.write(Data(#"{"instruction": "one", "output": "1"}"#.utf8 + [0x0A]))
-            h.write(Data(#"{"instruction": ""#.utf8))
+            let (head, open, close, tail, end): (String, String, String, String, String) = switch format {
+            case "csv": ("instruction,output\none,1\n", "\"", "\",huge\n", "three,3\n", "")
+            case "json": ("[{\"instruction\": \"one\", \"output\": \"1\"},\n", "{\"instruction\": \"", "\", \"output\": \"huge\"},\n",
+                          "{\"instruction\": \"three\", \"output\": \"3\"}", "]\n")
+            default: ("{\"instruction\": \"one\", \"output\": \"1\"}\n", "{\"instruction\": \"", "\", \"output\": \"huge\"}\n",
+                      "{\"instruction\": \"three\", \"output\": \"3\"}\n", "")
+            }
+            h.write(Data(head.utf8))
+            h.write(Data(open.utf8))
             let chunk = Data(repeating: UInt8(ascii: "a"), count: 1 << 20)
             for _ in 0..<70 { h.write(chunk) }
-            h.write(Data(#"", "output": "huge"}"#.utf8 + [0x0A]))
-            h.write(Data(#"{"instruction": "three", "output": "3"}"#.utf8 + [0x0A]))
+            h.write(Data((close + tail + end).utf8))
             try h.close()
-            let spec = try loadSpec("name: big\nrun_dir: run\ndataset:\n  files: [{path: d.jsonl, format: alpaca}]\n  eval_fraction: 0\n  max_rejected_fraction: 0.5\n", in: dir)
+            let spec = try loadSpec("name: big\nrun_dir: run\ndataset:\n  files: [{path: d.\(format), format: alpaca}]\n  eval_fraction: 0\n  max_rejected_fraction: 0.5\n", in: dir)
             let result = try Pipeline.run(spec: spec)
             #expect(result.succeeded, "\(result.failure ?? "")")
             let rejected = try readLines(dir.appendingPathComponent("run/ingest/rejected.jsonl"))
-            #expect(rejected.count == 1 && rejected[0].contains(#""reason":"row_too_long""#) && rejected[0].contains(#""line":2"#), "\(rejected)")
+            #expect(rejected.count == 1 && rejected[0].contains(#""reason":"row_too_long""#) && rejected[0].contains("\"line\":\(format == "csv" ? 3 : 2)"), "\(rejected)")
             #expect(try readLines(dir.appendingPathComponent("run/ingest/train.jsonl")).count == 2)
         }
     }

@@ -13,7 +13,7 @@
 public struct CSVReader {
     /// Default read-ahead buffer size: 1 MiB.
     public static let defaultBufferSize = 1 << 20
-    /// Default longest accepted record: 256 MiB.
+    /// Default longest record held: 256 MiB (a longer one is an error, or skipped with `forEachRecord(invalid:tooLong:_:)`).
     public static let defaultMaxRecordLength = 1 << 28
 
     private let input: InputBuffer
@@ -60,8 +60,13 @@ public struct CSVReader {
     /// Like `forEachRecord(_:)`, but a record that is well-formed CSV yet not valid text (invalid UTF-8,
     /// a NUL byte) goes to `invalid` with its error (kind and first line) and raw bytes, and reading
     /// goes on; nil throws the error instead.
+    ///
+    /// With `tooLong`, a record longer than `maxRecordLength` is not an error: it is parsed as it streams past with
+    /// nothing of it kept (memory stays bounded by the limit), `tooLong(lineNumber, length)` is called in its place,
+    /// and reading goes on with the next record, as `LineReader` does for JSONL lines.
     public func forEachRecord(
         invalid: ((_ error: ReaderError, _ record: UnsafeRawBufferPointer) throws -> Void)?,
+        tooLong: ((_ lineNumber: Int, _ length: Int) throws -> Void)? = nil,
         _ body: (_ fields: [String], _ lineNumber: Int) throws -> Void
     ) throws {
         let input = self.input
@@ -80,6 +85,9 @@ public struct CSVReader {
         var ranges: [FieldRange] = []
         var fields: [String] = []
         var unescaped: [UInt8] = []
+        // Skipping an overlong record: its bytes are dropped as they are parsed, and `recordStart` goes on counting
+        // from where the record began (it becomes negative), so `end - recordStart` is still the record's length.
+        var skipping = false
 
         func fail(_ kind: ReaderError.Kind, _ line: Int) -> ReaderError {
             ReaderError(path: path, line: line, kind: kind)
@@ -98,6 +106,11 @@ public struct CSVReader {
                 recordStart = next
                 recordLine = line
                 state = .fieldStart
+            }
+            if let tooLong, skipping || end - recordStart > input.maxRetained {
+                skipping = false
+                try tooLong(recordLine, end - recordStart)
+                return
             }
             if ranges.count == 1 && !ranges[0].quoted && ranges[0].start == ranges[0].end { return }
             let record = UnsafeRawBufferPointer(start: input.base + recordStart, count: end - recordStart)
@@ -133,7 +146,8 @@ public struct CSVReader {
         while true {
             if i == input.count {
                 if input.isAtEOF { break }
-                let shift = try input.refill(keepingFrom: recordStart, line: recordLine)
+                if tooLong != nil, skipping || input.count - recordStart > input.maxRetained { skipping = true }
+                let shift = try input.refill(keepingFrom: skipping ? input.count : recordStart, line: recordLine)
                 i -= shift
                 recordStart -= shift
                 fieldStart -= shift

@@ -10,7 +10,7 @@
 public struct JSONArrayReader {
     /// Default read-ahead buffer size: 1 MiB.
     public static let defaultBufferSize = 1 << 20
-    /// Default longest accepted element: 1 GiB.
+    /// Default longest element held: 1 GiB (a longer one is an error, or skipped with `forEachElement(tooLong:_:)`).
     public static let defaultMaxElementLength = 1 << 30
 
     private let input: InputBuffer
@@ -46,7 +46,12 @@ public struct JSONArrayReader {
     /// A JSON parse error at `err.line` within the element is at file line `lineNumber + err.line - 1`.
     /// Reads the file once. Errors from `body` propagate unchanged; a `ReaderError` from the source
     /// (truncated gzip, say) gains the line being read.
+    ///
+    /// With `tooLong`, an element longer than `maxElementLength` is not an error: it is scanned as it streams past
+    /// with nothing of it kept (memory stays bounded by the limit), `tooLong(lineNumber, length)` is called in its
+    /// place, and reading goes on with the next element, as `LineReader` does for JSONL lines.
     public func forEachElement(
+        tooLong: ((_ lineNumber: Int, _ length: Int) throws -> Void)? = nil,
         _ body: (_ element: UnsafeRawBufferPointer, _ lineNumber: Int) throws -> Void
     ) throws {
         let input = self.input
@@ -63,18 +68,35 @@ public struct JSONArrayReader {
         var inString = false
         var escaped = false
         var closers: [UInt8] = []       // closing brackets the current element still owes
+        var skipped = 0                 // bytes of an overlong element already dropped (with `tooLong`)
 
         func fail(_ kind: ReaderError.Kind, _ line: Int) -> ReaderError {
             ReaderError(path: path, line: line, kind: kind)
         }
 
+        /// Hands the finished element to `body`, or reports it to `tooLong` (or fails) when over the limit.
+        func deliver(_ tail: UnsafeRawBufferPointer) throws {
+            let length = skipped + tail.count
+            defer {
+                skipped = 0
+                elementStart = -1
+            }
+            guard length > limit else { return try body(tail, elementLine) }
+            guard let tooLong else { throw fail(.tooLong(limit: limit), elementLine) }
+            try tooLong(elementLine, length)
+        }
+
         while true {
             if i == input.count {
                 if input.isAtEOF { break }
-                let keep = elementStart >= 0 ? elementStart : i
+                var keep = elementStart >= 0 ? elementStart : i
+                if tooLong != nil, elementStart >= 0, skipped > 0 || input.count - elementStart > limit {
+                    skipped += input.count - elementStart
+                    keep = input.count
+                }
                 let shift = try input.refill(keepingFrom: keep, line: elementStart >= 0 ? elementLine : line)
                 i -= shift
-                if elementStart >= 0 { elementStart -= shift }
+                if elementStart >= 0 { elementStart = skipped > 0 ? 0 : elementStart - shift }
                 continue
             }
             let base = input.base.assumingMemoryBound(to: UInt8.self)
@@ -129,9 +151,7 @@ public struct JSONArrayReader {
             case .scalar:
                 while i < count, !isScalarEnd(base[i]) { i += 1 }
                 if i == count { continue }
-                if i - elementStart > limit { throw fail(.tooLong(limit: limit), elementLine) }
-                try body(UnsafeRawBufferPointer(start: base + elementStart, count: i - elementStart), elementLine)
-                elementStart = -1
+                try deliver(UnsafeRawBufferPointer(start: base + elementStart, count: i - elementStart))
                 phase = .afterElement
             case .element:
                 var finished = false
@@ -164,6 +184,9 @@ public struct JSONArrayReader {
                             inString = true
                             stringLine = line
                         case UInt8(ascii: "["), UInt8(ascii: "{"):
+                            // Nesting deeper than the element limit is refused (the bracket stack stays bounded
+                            // even while an overlong element is skipped).
+                            guard closers.count < limit else { throw fail(.tooLong(limit: limit), elementLine) }
                             closers.append(b + 2)
                         case UInt8(ascii: "]"), UInt8(ascii: "}"):
                             guard closers.last == b else {
@@ -182,9 +205,7 @@ public struct JSONArrayReader {
                     i += 1
                 }
                 guard finished else { continue }
-                if i - elementStart > limit { throw fail(.tooLong(limit: limit), elementLine) }
-                try body(UnsafeRawBufferPointer(start: base + elementStart, count: i - elementStart), elementLine)
-                elementStart = -1
+                try deliver(UnsafeRawBufferPointer(start: base + elementStart, count: i - elementStart))
                 phase = .afterElement
             }
         }

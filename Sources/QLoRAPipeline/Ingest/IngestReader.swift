@@ -6,8 +6,9 @@ import QLoRAFormats
 /// the file unreadable (a broken gzip stream, an unterminated JSON array or CSV quote) fail the stage
 /// with `file:line`.
 enum IngestReader {
-    /// The longest JSONL row accepted (64 MiB, far beyond any training example): a longer line is a rejected row,
-    /// skipped as it streams past, where it used to be read whole (a single 900 MB line allocated gigabytes).
+    /// The longest JSONL line, JSON array element or CSV record accepted (64 MiB, far beyond any training example): a longer one is a
+    /// rejected row, skipped as it streams past, where it used to be read whole (a single 900 MB line allocated
+    /// gigabytes; a CSV record could hold 256 MiB and then fail the whole file).
     static let maxRowBytes = 64 << 20
 
     static func read(file: DatasetFile, url: URL, into writer: IngestWriter, progress: ProgressReporter) throws {
@@ -44,14 +45,20 @@ enum IngestReader {
                 }
                 bytes = Int64(reader.bytesRead)
             case .json:
-                let reader = try JSONArrayReader(path: url.path)
-                try reader.forEachElement { element, number in
+                let reader = try JSONArrayReader(path: url.path, maxElementLength: maxRowBytes)
+                let tooLong = { (number: Int, length: Int) throws in
+                    try writer.reject(source: file.path, line: number,
+                                      Rejection(.rowTooLong, "the row is \(length) bytes, more than the \(maxRowBytes >> 20) MiB a row may have"),
+                                      excerpt: nil)
+                    report(reader.fileBytesRead)
+                }
+                try reader.forEachElement(tooLong: tooLong) { element, number in
                     try jsonRow(element, number: number, terminated: true, file: file, normalizer: normalizer, writer: writer)
                     report(reader.fileBytesRead)
                 }
                 bytes = Int64(reader.bytesRead)
             case .csv:
-                let reader = try CSVReader(path: url.path)
+                let reader = try CSVReader(path: url.path, maxRecordLength: maxRowBytes)
                 var header: [String]?
                 // A record that is not text is a rejected row, as a JSONL line would be (a bad header
                 // fails the file: the columns are unknown).
@@ -61,7 +68,17 @@ enum IngestReader {
                     try writer.reject(source: file.path, line: error.line ?? 0, Rejection(reason, error.message),
                                       excerpt: Array(record))
                 }
-                try reader.forEachRecord(invalid: invalid) { fields, number in
+                // A record over the row limit is a rejected row, like an overlong JSONL line (the header fails the file).
+                let tooLong = { (number: Int, length: Int) throws in
+                    guard header != nil else {
+                        throw StageFailure("\(file.path):\(number): the header row is \(length) bytes, more than the \(maxRowBytes >> 20) MiB a row may have")
+                    }
+                    try writer.reject(source: file.path, line: number,
+                                      Rejection(.rowTooLong, "the row is \(length) bytes, more than the \(maxRowBytes >> 20) MiB a row may have"),
+                                      excerpt: nil)
+                    report(reader.fileBytesRead)
+                }
+                try reader.forEachRecord(invalid: invalid, tooLong: tooLong) { fields, number in
                     guard let columns = header else {
                         header = try csvHeader(fields, file: file, normalizer: normalizer, line: number)
                         return
