@@ -69,4 +69,16 @@ public struct FileError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { "\(path): \(message)" }
+
+    /// Wraps a Foundation file error (from `FileManager`, `Data.write`) as the system's reason for `operation`
+    /// on `path` ("copy failed: No space left on device") instead of Foundation's NSError dump.
+    public init(path: String, operation: String, wrapping error: any Error) {
+        let ns = error as NSError
+        let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError
+        if let posix = [ns, underlying].compactMap({ $0 }).first(where: { $0.domain == NSPOSIXErrorDomain }) {
+            self.init(path: path, errno: Int32(posix.code), operation: operation)
+        } else {
+            self.init(path: path, message: "\(operation) failed: \(ns.localizedDescription)")
+        }
+    }
 }

@@ -59,7 +59,12 @@ public struct PackageStage: Stage {
         let staging = context.output.appendingPathComponent(".staging")
         try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: staging) }
-        for m in members { try FileManager.default.copyItem(at: m.url, to: staging.appendingPathComponent(m.name)) }
+        for m in members {
+            let target = staging.appendingPathComponent(m.name)
+            do { try FileManager.default.copyItem(at: m.url, to: target) } catch {
+                throw FileError(path: target.path, operation: "copy", wrapping: error)
+            }
+        }
 
         let format = section.archive
         let archiveName = "\(spec.name).\(format.rawValue)"
