@@ -131,6 +131,7 @@ extension HostBackend {
     public func download(_ t: Tensor) -> [Float] {
         if t.type == .fourBit { return FourBitQuantizer.dequantizeReference(fourBit(t)!) }
         if t.type == .i32 { return UnsafeBufferPointer(start: ints(t), count: t.count).map(Float.init) }
+        guard t.count > 0 else { return [] }  // see SafetensorsFile.floats: no zero-capacity initializer
         return [Float](unsafeUninitializedCapacity: t.count) { out, n in
             read(t, into: out)
             n = t.count

@@ -189,6 +189,7 @@ public extension GGUFFile {
     func floats(_ info: GGUFTensorInfo, rows: Range<Int>) throws -> [Float] {
         let (ne0, _, _) = try GGUFDequantizer.rowGeometry(info, rows: rows, path: path)
         let count = rows.count * ne0
+        guard count > 0 else { return [] }  // see SafetensorsFile.floats: no zero-capacity initializer
         return try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
             if count > 0, let base = buffer.baseAddress {
                 try GGUFDequantizer.dequantizeRows(info, from: self, rows: rows, into: base)

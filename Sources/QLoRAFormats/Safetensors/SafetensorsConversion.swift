@@ -126,6 +126,7 @@ public enum SafetensorsConversion {
         case .f64: width = 8
         default: return nil
         }
+        guard !values.isEmpty else { return [] }  // see SafetensorsFile.floats: no zero-capacity initializer
         return [UInt8](unsafeUninitializedCapacity: values.count * width) { out, initialized in
             let raw = UnsafeMutableRawBufferPointer(out)
             for (i, v) in values.enumerated() {

@@ -112,6 +112,9 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
         let bytes = data(info)
         let count = info.elementCount
+        // Array(unsafeUninitializedCapacity: 0) stores the count into the stdlib's shared empty-array storage:
+        // a write every thread's empty arrays read (ThreadSanitizer reports it; scripts/sanitize.sh thread).
+        guard count > 0 else { return [] }
         return withExtendedLifetime(self) {
             [Float](unsafeUninitializedCapacity: count) { out, initialized in
                 SafetensorsConversion.convert(bytes, dtype: info.dtype, count: count, into: out)
