@@ -43,10 +43,6 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         do { try read(bytes, scratch: scratch) } catch {}
     }
 
-    /// Runs one input and throws what the reader threw (the seed corpora must read without an error).
-    public func read(_ bytes: [UInt8], scratch: URL) throws {
-        try body(bytes, scratch)
-    }
 
     /// Inputs larger than this are not useful and only slow a run down (libFuzzer's `-max_len`).
     public var maxLength: Int {
@@ -56,7 +52,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         }
     }
 
-    private func body(_ bytes: [UInt8], _ scratch: URL) throws {
+    /// Runs one input and throws what the reader threw (the seed corpora must read without an error).
+    public func read(_ bytes: [UInt8], scratch: URL) throws {
         switch self {
         case .spec:
             let text = String(decoding: bytes, as: UTF8.self)
