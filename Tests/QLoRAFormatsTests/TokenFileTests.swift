@@ -31,6 +31,14 @@ import QLoRAFormats
         data[24] = 0xFF   // token count far beyond the file
         try data.write(to: url)
         #expect(throws: FileError.self) { try TokenFile.Reader(path: url.path) }
+        // Counts and offsets past Int.max (found by the token-file fuzz target: the conversion trapped).
+        for field in [16, 24, 32, 40, 56] {
+            var bad = data
+            bad[24] = 2
+            bad[field + 7] = 0x80
+            try bad.write(to: url)
+            #expect(throws: FileError.self, "header field at \(field)") { try TokenFile.Reader(path: url.path) }
+        }
         try Data("not a token file at all, but long enough to have a header........................................................................".utf8).write(to: url)
         #expect(throws: FileError.self) { try TokenFile.Reader(path: url.path) }
     }

@@ -115,7 +115,8 @@ public enum TokenFile {
             }
             let p = UnsafeRawPointer(m)
             base = p
-            func u64(_ o: Int) -> Int { Int(UInt64(littleEndian: p.loadUnaligned(fromByteOffset: o, as: UInt64.self))) }
+            // A header field past Int.max reads as -1, which the range checks below refuse (it used to trap converting).
+            func u64(_ o: Int) -> Int { Int(exactly: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: o, as: UInt64.self))) ?? -1 }
             func u32(_ o: Int) -> UInt32 { UInt32(littleEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
             let magicOK = (0..<8).allSatisfy { p.load(fromByteOffset: $0, as: UInt8.self) == TokenFile.magic[$0] }
             let v = u32(8)
@@ -129,7 +130,8 @@ public enum TokenFile {
             packed = u32(12) & 1 == 1
             vocabularySize = Int(u32(72))
             let fits = { (offset: Int, bytes: Int) in offset >= 128 && bytes >= 0 && offset <= len && bytes <= len - offset }
-            guard magicOK, v == TokenFile.version, tokenCount < 1 << 40, sequenceCount < 1 << 40, documentCount < 1 << 40,
+            let counted = { (n: Int) in n >= 0 && n < 1 << 40 }
+            guard magicOK, v == TokenFile.version, counted(tokenCount), counted(sequenceCount), counted(documentCount),
                   fits(idsOffset, 4 * tokenCount), fits(labelsOffset, tokenCount),
                   fits(sequencesOffset, 8 * (sequenceCount + 1)), fits(documentsOffset, 8 * (documentCount + 1)) else {
                 munmap(m, len)
