@@ -41,6 +41,7 @@ test: deps
 	QLORA_REQUIRE_NVRTC=1 swift test $(SWIFT_FLAGS) --skip-build
 	scripts/crash-test.sh $(QLORA)
 	scripts/fault-inject.sh --kills 24 $(QLORA)
+	scripts/fuzz.sh build
 	scripts/fuzz.sh run 30
 	scripts/lint-dockerfile.sh
 	python3 scripts/check-ci-examples.py $(QLORA)

@@ -45,6 +45,17 @@ import Testing
         }
     }
 
+    /// scripts/fuzz.sh runs every target, with the `-max_len` each declares (the script's table mirrors `maxLength`).
+    @Test func theFuzzScriptKnowsEveryTargetAndItsMaxLength() throws {
+        let script = try String(contentsOf: repositoryRoot.appendingPathComponent("scripts/fuzz.sh"), encoding: .utf8)
+        let list = try #require(script.firstMatch(of: /TARGETS=\(([^)]*)\)/)).output.1
+        #expect(Set(list.split(whereSeparator: \.isWhitespace).map(String.init)) == Set(FuzzTarget.allCases.map(\.rawValue)))
+        let long = try #require(script.firstMatch(of: /\n\s*([a-z0-9|-]+)\) echo 65536/)).output.1.split(separator: "|").map(String.init)
+        for target in FuzzTarget.allCases {
+            #expect(target.maxLength == (long.contains(target.rawValue) ? 65536 : 16384), "\(target.rawValue)")
+        }
+    }
+
     /// Every target has a corpus folder and every corpus folder is a target (a renamed target leaves none behind).
     @Test func corpusFoldersMatchTheTargets() throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: Self.fuzzRoot.appendingPathComponent("corpus").path)
