@@ -75,8 +75,14 @@ public struct FileError: Error, CustomStringConvertible, Sendable {
     public init(path: String, operation: String, wrapping error: any Error) {
         let ns = error as NSError
         let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError
+        // Foundation on Linux reports a full disk as CocoaError.fileWriteOutOfSpace with no POSIX error under it.
+        let cocoa: [CocoaError.Code: Int32] = [.fileWriteOutOfSpace: ENOSPC, .fileWriteVolumeReadOnly: EROFS,
+                                               .fileWriteNoPermission: EACCES, .fileReadNoPermission: EACCES,
+                                               .fileNoSuchFile: ENOENT, .fileReadNoSuchFile: ENOENT]
         if let posix = [ns, underlying].compactMap({ $0 }).first(where: { $0.domain == NSPOSIXErrorDomain }) {
             self.init(path: path, errno: Int32(posix.code), operation: operation)
+        } else if let code = (error as? CocoaError).flatMap({ cocoa[$0.code] }) {
+            self.init(path: path, errno: code, operation: operation)
         } else {
             self.init(path: path, message: "\(operation) failed: \(ns.localizedDescription)")
         }
