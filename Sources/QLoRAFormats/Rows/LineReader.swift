@@ -121,8 +121,7 @@ public struct LineReader {
                 var skipped = input.count - start
                 line += 1
                 while true {
-                    let shift = try input.refill(keepingFrom: input.count, line: line)
-                    _ = shift
+                    _ = try input.refill(keepingFrom: input.count, line: line)
                     if input.count == 0 {
                         guard input.isAtEOF else { continue }
                         start = 0

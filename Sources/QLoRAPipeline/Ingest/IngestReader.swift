@@ -27,6 +27,13 @@ enum IngestReader {
             reported = position
             progress.update(Int64(position))
         }
+        /// A row over `maxRowBytes` (a JSONL line, JSON element or CSV record) is a rejected row, skipped as it streams.
+        func rejectTooLong(line number: Int, length: Int, position: Int) throws {
+            try writer.reject(source: file.path, line: number,
+                              Rejection(.rowTooLong, "the row is \(length) bytes, more than the \(maxRowBytes >> 20) MiB a row may have"),
+                              excerpt: nil)
+            report(position)
+        }
         writer.beginFile(path: file.path, format: file.format)
         var bytes: Int64 = 0
         do {
@@ -34,10 +41,7 @@ enum IngestReader {
             case .jsonl:
                 let reader = try LineReader(path: url.path, maxLineLength: maxRowBytes)
                 let tooLong = { (number: Int, length: Int) throws in
-                    try writer.reject(source: file.path, line: number,
-                                      Rejection(.rowTooLong, "the row is \(length) bytes, more than the \(maxRowBytes >> 20) MiB a row may have"),
-                                      excerpt: nil)
-                    report(reader.fileBytesRead)
+                    try rejectTooLong(line: number, length: length, position: reader.fileBytesRead)
                 }
                 try reader.forEachLine(tooLong: tooLong) { line, number, terminated in
                     try jsonlRow(line, number: number, terminated: terminated, file: file, normalizer: normalizer, writer: writer)
@@ -47,10 +51,7 @@ enum IngestReader {
             case .json:
                 let reader = try JSONArrayReader(path: url.path, maxElementLength: maxRowBytes)
                 let tooLong = { (number: Int, length: Int) throws in
-                    try writer.reject(source: file.path, line: number,
-                                      Rejection(.rowTooLong, "the row is \(length) bytes, more than the \(maxRowBytes >> 20) MiB a row may have"),
-                                      excerpt: nil)
-                    report(reader.fileBytesRead)
+                    try rejectTooLong(line: number, length: length, position: reader.fileBytesRead)
                 }
                 try reader.forEachElement(tooLong: tooLong) { element, number in
                     try jsonRow(element, number: number, terminated: true, file: file, normalizer: normalizer, writer: writer)
@@ -73,10 +74,7 @@ enum IngestReader {
                     guard header != nil else {
                         throw StageFailure("\(file.path):\(number): the header row is \(length) bytes, more than the \(maxRowBytes >> 20) MiB a row may have")
                     }
-                    try writer.reject(source: file.path, line: number,
-                                      Rejection(.rowTooLong, "the row is \(length) bytes, more than the \(maxRowBytes >> 20) MiB a row may have"),
-                                      excerpt: nil)
-                    report(reader.fileBytesRead)
+                    try rejectTooLong(line: number, length: length, position: reader.fileBytesRead)
                 }
                 try reader.forEachRecord(invalid: invalid, tooLong: tooLong) { fields, number in
                     guard let columns = header else {
