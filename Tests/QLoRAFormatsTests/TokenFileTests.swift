@@ -71,4 +71,34 @@ import QLoRAFormats
             }
         }
     }
+    /// A file refused at open used to be unmapped twice: once before the throw and again by `deinit`, which Swift
+    /// runs for a class whose stored properties were all set. The second munmap removed whatever another thread had
+    /// mapped at that address meanwhile, and its next read faulted (CI crashed this way in `Reader.init`). One thread
+    /// opens corrupt files while another opens and reads a valid one; before the fix this crashed within a few
+    /// thousand opens.
+    @Test func refusedFilesDoNotUnmapAnotherReadersMemory() throws {
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("tf-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let good = dir.appendingPathComponent("good.tokens"), bad = dir.appendingPathComponent("bad.tokens")
+        let sequences = (0..<64).map { i in TokenFile.Sequence(ids: (0..<200).map { UInt32(($0 + i) % 10) }, labels: Array(repeating: true, count: 200)) }
+        try TokenFile.write(sequences, packed: false, vocabularySize: 10, to: good)
+        var corrupt = try Data(contentsOf: good)
+        corrupt[corrupt.count - 1] = 0xFF   // the last document offset no longer ends at the token count
+        try corrupt.write(to: bad)
+        #expect(throws: FileError.self) { try TokenFile.Reader(path: bad.path) }
+        let rounds = 20_000
+        let lock = NSLock()
+        nonisolated(unsafe) var mismatches = 0
+        DispatchQueue.concurrentPerform(iterations: 2) { worker in
+            for _ in 0..<rounds {
+                if worker == 0 {
+                    _ = try? TokenFile.Reader(path: bad.path)
+                } else if let reader = try? TokenFile.Reader(path: good.path), reader.sequence(63) != sequences[63] {
+                    lock.withLock { mismatches += 1 }
+                }
+            }
+        }
+        #expect(mismatches == 0)
+    }
 }

@@ -114,7 +114,6 @@ public enum TokenFile {
                 throw FileError(path: path, errno: errno, operation: "mmap")
             }
             let p = UnsafeRawPointer(m)
-            base = p
             // A header field past Int.max reads as -1, which the range checks below refuse (it used to trap converting).
             func u64(_ o: Int) -> Int { Int(exactly: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: o, as: UInt64.self))) ?? -1 }
             func u32(_ o: Int) -> UInt32 { UInt32(littleEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
@@ -145,6 +144,10 @@ public enum TokenFile {
                 munmap(m, len)
                 throw FileError(path: path, message: "corrupt token file: \(problem)")
             }
+            // Set last: Swift runs `deinit` for a class whose stored properties are all set even when its init
+            // throws, so with `base` set before the checks a refused file was unmapped twice, and the second
+            // munmap removed whatever another thread had mapped there since (a crash in CI; TokenFileTests).
+            base = p
         }
 
         /// The offsets tables start at 0, never decrease and end at the token count; every id is below the
