@@ -44,14 +44,17 @@ let package = Package(
         ]),
         .target(name: "QLoRABackends", dependencies: ["QLoRACore", "QLoRACPU", "QLoRACUDA"]),
         .target(name: "QLoRAModel", dependencies: ["QLoRACore", "QLoRAFormats", "QLoRATokenizer"]),
-        .target(name: "QLoRATraining", dependencies: ["QLoRAModel", "QLoRACore", "QLoRAFormats"]),
+        // Open MPI, dlopen'ed like CUDA: the binary runs where no MPI is installed.
+        .target(name: "CMPI", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
+        .target(name: "QLoRADistributed", dependencies: ["QLoRACore", "CMPI"]),
+        .target(name: "QLoRATraining", dependencies: ["QLoRAModel", "QLoRACore", "QLoRAFormats", "QLoRADistributed"]),
         .target(name: "QLoRAFormats", dependencies: [
             "QLoRACore", "CZlib", "CArchive",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "QLoRATokenizer", dependencies: ["QLoRACore", "QLoRAFormats"]),
         .target(name: "QLoRAPipeline", dependencies: [
-            "QLoRACore", "QLoRAFormats", "QLoRATokenizer", "QLoRAModel", "QLoRATraining", "QLoRABackends",
+            "QLoRACore", "QLoRAFormats", "QLoRATokenizer", "QLoRAModel", "QLoRATraining", "QLoRABackends", "QLoRADistributed",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -77,7 +80,7 @@ let package = Package(
         .testTarget(name: "QLoRACPUTests", dependencies: ["QLoRACPU", "QLoRACore", "QLoRABackends", "QLoRABench"]),
         .testTarget(name: "QLoRACoreTests", dependencies: ["QLoRACore", "QLoRACPU", "QLoRAFormats"], exclude: ["Fixtures"]),
         .testTarget(name: "QLoRATrainingTests", dependencies: ["QLoRATraining", "QLoRAFormats", "QLoRAModel", "QLoRACore"]),
-        .testTarget(name: "QLoRAGradTests", dependencies: ["QLoRATraining", "QLoRAModel", "QLoRACore", "QLoRACPU", "QLoRAFormats"],
+        .testTarget(name: "QLoRAGradTests", dependencies: ["QLoRATraining", "QLoRADistributed", "QLoRAModel", "QLoRACore", "QLoRACPU", "QLoRAFormats"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "QLoRAExportTests", dependencies: [
             "QLoRAPipeline", "QLoRATraining", "QLoRAModel", "QLoRAFormats", "QLoRACPU", "QLoRACore",

@@ -1,5 +1,6 @@
 import Foundation
 import QLoRACore
+import QLoRADistributed
 import QLoRAFormats
 import QLoRAModel
 
@@ -127,6 +128,14 @@ public struct StepMetrics: Sendable, Equatable {
 /// Everything a later step depends on (adapters, moments, update count, cursor, metrics so far) is in the
 /// checkpoint, and every reduction runs in a fixed order, so a run stopped at any step and resumed on the
 /// same backend and thread count produces byte-identical adapters and the same losses.
+///
+/// The step's gradient is `((g₀ + g₁) + g₂) + …` over its micro-batches in order, each `gᵢ` computed on its own
+/// (the first straight into the accumulator). Data parallel over `collective` (docs/DISTRIBUTED.md), rank `r` of
+/// `W` computes micro-batches `r·A/W ..< (r+1)·A/W` and the same sum is formed along the chain of ranks: rank `r`
+/// receives the prefix sum from `r − 1`, adds its own micro-batches in order, passes it on, and the last rank
+/// broadcasts the total. The additions are exactly those of the single process, so the losses, adapters and
+/// moments are bit-identical for every world size (and a checkpoint of `N` ranks resumes on `M`). Every rank holds
+/// the same adapters and moments; rank 0 alone writes checkpoints.
 public final class Trainer {
     public let model: LlamaModel
     /// The model's parameters and their gradient accumulators, on the model's backend.
@@ -135,13 +144,17 @@ public final class Trainer {
     public let data: TrainingData
     public let options: TrainerOptions
     public let checkpoints: CheckpointStore
+    public let collective: any Collective
     public private(set) var optimizer: AdamW
+    /// Per-micro-batch gradient buffers (allocated on first use).
+    private var scratch: [AdapterTensors] = []
     public private(set) var step = 0
     public private(set) var epoch = 0
     public private(set) var index = 0
     public private(set) var metrics: [StepMetrics] = []
 
-    public init(model: LlamaModel, data: TrainingData, options: TrainerOptions, checkpoints: CheckpointStore) throws {
+    public init(model: LlamaModel, data: TrainingData, options: TrainerOptions, checkpoints: CheckpointStore,
+                collective: any Collective = SingleProcess()) throws {
         guard let parameters = model.parameters else { throw TrainerError("the model has no adapter to train (LlamaModel.withAdapter)") }
         self.model = model
         self.parameters = parameters
@@ -149,6 +162,7 @@ public final class Trainer {
         self.data = data
         self.options = options
         self.checkpoints = checkpoints
+        self.collective = collective
         if let path = options.pagedStatePath {
             optimizer = try AdamW(options.adam, for: parameters, pagedAt: path, budgetBytes: options.pagedBudgetBytes)
         } else {
@@ -158,8 +172,32 @@ public final class Trainer {
 
     // MARK: checkpoints
 
-    /// Restores the newest valid checkpoint whose identity matches; returns what happened, for the log.
+    /// Restores the newest valid checkpoint whose identity matches; returns what happened, for the log. Rank 0
+    /// reads the checkpoint and sends the state to the others, so only one process touches the files.
     public func resume(identity: String) throws -> [String] {
+        let notes = collective.isWriter ? try restoreNewest(identity: identity) : []
+        try synchronize()
+        return notes
+    }
+
+    /// Rank 0's cursor, update count, adapters and moments copied to every rank.
+    func synchronize() throws {
+        guard collective.size > 1 else { return }
+        var counters: [Int64] = [Int64(step), Int64(optimizer.step), Int64(epoch), Int64(index)]
+        try collective.broadcast(&counters, root: 0)
+        try broadcastTensors(parameters, root: 0)
+        var m = optimizer.m, v = optimizer.v
+        for k in m.indices {
+            try collective.broadcast(&m[k], root: 0)
+            try collective.broadcast(&v[k], root: 0)
+        }
+        if !collective.isWriter {
+            optimizer.restore(step: Int(counters[1]), m: m, v: v)
+            (step, epoch, index) = (Int(counters[0]), Int(counters[2]), Int(counters[3]))
+        }
+    }
+
+    private func restoreNewest(identity: String) throws -> [String] {
         var notes: [String] = []
         var (entry, skipped) = checkpoints.latest()
         while true {
@@ -226,8 +264,9 @@ public final class Trainer {
         }
     }
 
-    /// Saves the current state as the checkpoint of `step`.
+    /// Saves the current state as the checkpoint of `step` (rank 0; the others hold the same state).
     public func save(identity: String) throws {
+        guard collective.isWriter else { return }
         let names = parameters.tensorNames
         let values = parameters.download().tensors
         let adapter = try SafetensorsWriter.serialize(floats: names.enumerated().map { (name: $1.name, shape: $1.shape, values: values[$0]) })
@@ -251,6 +290,90 @@ public final class Trainer {
     }
 
     // MARK: steps
+
+    /// Fills `gradients` with the step's gradient, `((g₀ + g₁) + …)` over the micro-batches that have rows (none
+    /// when no target counts), and returns the summed loss in the same order; identical on every rank.
+    func accumulateGradients(_ batches: [TrainingBatch], counted: Int) throws -> Double {
+        let active = counted > 0 ? batches.indices.filter { batches[$0].rows > 0 } : []
+        let size = collective.size, rank = collective.rank
+        let mine = active.filter { $0 >= rank * batches.count / size && $0 < (rank + 1) * batches.count / size }
+        func compute(_ micro: Int, into target: AdapterTensors) -> Double {
+            let seed = options.seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(micro)
+            return model.lossAndGradients(batches[micro], gradScale: 1 / Float(counted), dropoutSeed: seed, into: target).sum
+        }
+        func buffer(_ k: Int) -> AdapterTensors {
+            while scratch.count <= k { scratch.append(AdapterTensors(zerosLike: gradients)) }
+            scratch[k].zero()
+            return scratch[k]
+        }
+        func add(_ part: AdapterTensors) {
+            for (t, p) in zip(gradients.tensors, part.tensors) { gradients.backend.add(t, p, count: t.count) }
+        }
+        gradients.zero()
+        var loss = 0.0
+        var started = false  // whether `gradients` holds a first term yet
+        if rank == 0 {
+            // The chain's head (and the whole sum in one process): accumulate as the micro-batches come.
+            for micro in mine {
+                if started {
+                    let part = buffer(0)
+                    loss += compute(micro, into: part)
+                    add(part)
+                } else {
+                    loss += compute(micro, into: gradients)
+                    started = true
+                }
+            }
+            if size == 1 { return loss }
+        } else {
+            // Compute this rank's terms while the ranks before it compute theirs, then add them to their prefix.
+            var parts: [(AdapterTensors, Double)] = []
+            for (k, micro) in mine.enumerated() {
+                let part = buffer(k)
+                parts.append((part, compute(micro, into: part)))
+            }
+            var header: [Double] = [0, 0]
+            try collective.receive(&header, from: rank - 1)
+            (loss, started) = (header[0], header[1] != 0)
+            if started { try receiveTensors(from: rank - 1) }
+            for (part, partLoss) in parts {
+                loss += partLoss
+                if started { add(part) } else {
+                    for (t, p) in zip(gradients.tensors, part.tensors) { gradients.backend.copy(p, to: t) }
+                    started = true
+                }
+            }
+        }
+        var header: [Double] = [loss, started ? 1 : 0]
+        if rank < size - 1 {
+            try collective.send(header, to: rank + 1)
+            if started { try sendTensors(to: rank + 1) }
+        }
+        // The last rank holds the total: every rank takes it (an empty sum stays the zeros every rank has).
+        try collective.broadcast(&header, root: size - 1)
+        if header[1] != 0 { try broadcastTensors(gradients, root: size - 1) }
+        return header[0]
+    }
+
+    private func sendTensors(to rank: Int) throws {
+        for t in gradients.tensors { try collective.send(gradients.backend.download(t), to: rank) }
+    }
+
+    private func receiveTensors(from rank: Int) throws {
+        for t in gradients.tensors {
+            var values = [Float](repeating: 0, count: t.count)
+            try collective.receive(&values, from: rank)
+            values.withUnsafeBufferPointer { gradients.backend.write($0, into: t) }
+        }
+    }
+
+    private func broadcastTensors(_ tensors: AdapterTensors, root: Int) throws {
+        for t in tensors.tensors {
+            var values = collective.rank == root ? tensors.backend.download(t) : [Float](repeating: 0, count: t.count)
+            try collective.broadcast(&values, root: root)
+            if collective.rank != root { values.withUnsafeBufferPointer { tensors.backend.write($0, into: t) } }
+        }
+    }
 
     /// The next micro-batch's sequence indices, advancing the cursor (a new epoch starts when one runs out).
     func nextSequences(_ n: Int) -> [Int] {
@@ -280,7 +403,8 @@ public final class Trainer {
 
     private func steps(identity: String, cancellation: Cancellation, onStep: (StepMetrics) throws -> Void) throws -> Bool {
         while step < options.maxSteps {
-            if cancellation.isRequested {
+            // Every rank stops at the same step (a stop request reaches the ranks at slightly different times).
+            if try collective.any(cancellation.isRequested) {
                 try save(identity: identity)
                 return false
             }
@@ -288,14 +412,7 @@ public final class Trainer {
             var batches: [TrainingBatch] = []
             for _ in 0..<options.gradientAccumulation { batches.append(data.batch(nextSequences(options.batchSize))) }
             let counted = batches.reduce(0) { $0 + $1.countedTargets }
-            gradients.zero()
-            var lossSum = 0.0
-            if counted > 0 {
-                for (micro, batch) in batches.enumerated() where batch.rows > 0 {
-                    let seed = options.seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(micro)
-                    lossSum += model.lossAndGradients(batch, gradScale: 1 / Float(counted), dropoutSeed: seed, into: gradients).sum
-                }
-            }
+            let lossSum = try accumulateGradients(batches, counted: counted)
             let norm = options.maxGradNorm > 0 ? clipGradientNorm(gradients, maxNorm: options.maxGradNorm) : gradientNorm(gradients)
             let loss = counted > 0 ? lossSum / Double(counted) : 0
             if !loss.isFinite || !norm.isFinite {

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import QLoRABackends
 import QLoRACore
+import QLoRADistributed
 import QLoRAPipeline
 
 struct RunCommand: ParsableCommand {
@@ -67,9 +68,10 @@ struct RunCommand: ParsableCommand {
         }
         let interactive = !ci && isTerminal(STDERR_FILENO) && ProcessInfo.processInfo.environment["CI"] == nil
         let renderer = ProgressRenderer(interactive: interactive)
-        let options = Pipeline.Options(runDirectory: runDir, from: from, only: only, force: force,
+        var options = Pipeline.Options(runDirectory: runDir, from: from, only: only, force: force,
                                        command: CommandLine.arguments.joined(separator: " "), backend: backend, threads: threads,
                                        cancellation: runCancellation, to: to)
+        if let code = startRanks(spec: spec, options: &options) { Foundation.exit(code) }
         // Plan first: a training stage that would run and cannot fit is refused before anything starts. The memory
         // verdict costs nothing; the stage decisions (hashing the inputs) only when training does not fit.
         if !ignorePlan, spec.model != nil, spec.training != nil,
@@ -95,7 +97,7 @@ struct RunCommand: ParsableCommand {
         } catch let error as RunLockedError {
             printError("error: \(error)")
             annotate(error.description)
-            throw ExitCode(RunOutcome.locked.exitCode)   // the directory is the other run's: no summary written into it
+            endRun(RunOutcome.locked.exitCode)   // the directory is the other run's: no summary written into it
         } catch let error as SpecErrors {
             printError(error.description)
             finishEarly(.badSpec, message: error.description)
@@ -115,7 +117,7 @@ struct RunCommand: ParsableCommand {
         if let failure = result.failure {
             printError(outcome == .interrupted ? "interrupted: \(failure)" : "error: \(failure)")
             annotate(failure)
-            throw ExitCode(outcome.exitCode)
+            endRun(outcome.exitCode)
         }
         for gate in result.gates { printSafe("gate \(gate.passed ? "passed" : "FAILED"): \(gate.message)") }
         if outcome == .gateFailed {
@@ -123,10 +125,59 @@ struct RunCommand: ParsableCommand {
             let message = "\(failed.count) quality gate(s) failed: " + failed.map(\.message).joined(separator: "; ")
             printError("error: \(message)")
             annotate(message)
-            throw ExitCode(outcome.exitCode)
+            endRun(outcome.exitCode)
         }
         let ran = result.stages.filter { $0.state == .ran }.count
         print(ran == 0 ? "everything up to date (\(formatDuration(total)))" : "done: \(ran) stage(s) ran in \(formatDuration(total))")
+        endRun(0)
+    }
+
+    /// A data-parallel launch (mpirun, srun: docs/DISTRIBUTED.md): starts MPI and, on ranks other than 0, takes part
+    /// in training until rank 0 ends the run; returns their exit status (nil: go on as rank 0 or the only process).
+    private func startRanks(spec: JobSpec, options: inout Pipeline.Options) -> Int32? {
+        let env = ProcessInfo.processInfo.environment
+        let launch: LaunchEnvironment
+        do { launch = try LaunchEnvironment.detect(env) } catch {
+            printError("error: \(error)")
+            finishEarly(.badSpec, message: "\(error)")
+        }
+        guard launch.isDistributed else { return nil }
+        guard launch.launcher.providesMPI else {
+            let message = "launched as rank \(launch.rank) of \(launch.size) by \(launch.launcher.rawValue), but data-parallel training on "
+                + "CPU runs over MPI: start the ranks with mpirun or srun (docs/DISTRIBUTED.md); the NCCL path that would use "
+                + "these variables is not built yet"
+            printError("error: \(message)")
+            finishEarly(.badSpec, message: message)
+        }
+        installStopHandlers()
+        let mpi: MPICollective
+        do {
+            mpi = try MPICollective(cancellation: runCancellation, timeout: env["QLORA_COLLECTIVE_TIMEOUT"].flatMap(Double.init) ?? 1800,
+                                    stopGrace: env["QLORA_STOP_GRACE"].flatMap(Double.init) ?? 20)
+        } catch {
+            printError("error: \(error)")
+            finishEarly(.badSpec, message: "\(error)")
+        }
+        guard mpi.rank == launch.rank, mpi.size == launch.size else {
+            printError("error: MPI says rank \(mpi.rank) of \(mpi.size), the launcher's variables rank \(launch.rank) of \(launch.size)")
+            mpi.finish(clean: false, code: 2)
+            return RunOutcome.badSpec.exitCode
+        }
+        options.collective = mpi
+        // One rank per core by default: the node's cores shared among its ranks.
+        options.threads = options.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / launch.localSize)
+        if mpi.rank != 0 {
+            let end = Ranks.follow(spec: spec, options: options, logger: Logger(label: "qlora rank \(mpi.rank)"))
+            // Finalize only in step with rank 0 (it announced the end); after a broken collective, just leave.
+            if end.announced { mpi.finish(clean: true, code: end.code) }
+            return end.code
+        }
+        distributedEnd = { code in
+            Ranks.finish(code, collective: mpi)
+            mpi.finish(clean: true, code: code)
+        }
+        printSafe("rank 0 of \(mpi.size) (\(launch.launcher.rawValue), \(mpi.library)); \(options.threads!) thread(s) per rank")
+        return nil
     }
 
     /// Ends a run refused before any stage: `summary.json` where the run would live (when that can be known), the
@@ -136,7 +187,7 @@ struct RunCommand: ParsableCommand {
             try? RunSummary.writeEarly(runDirectory: hint.url, name: hint.name, outcome: outcome, message: message)
         }
         annotate(message)
-        Foundation.exit(outcome.exitCode)
+        endRun(outcome.exitCode)
     }
 
     private func annotate(_ message: String) { GitHubActions.error(message, title: "qlora run \(spec)") }
@@ -176,6 +227,16 @@ extension StageID: ExpressibleByArgument {}
 /// the next stage (a stage that does not poll finishes first, then the run stops: exit 75, resumable). A second
 /// signal takes its default action and ends the process at once (stages are atomic, so nothing committed is lost).
 private let runCancellation = Cancellation()
+
+/// Rank 0 of a data-parallel run: announces the exit status to the other ranks and finalizes MPI (set by
+/// `startRanks`; nil in a single process).
+nonisolated(unsafe) private var distributedEnd: ((Int32) -> Void)?
+
+/// Ends `qlora run` with `code`, telling the other ranks first.
+private func endRun(_ code: Int32) -> Never {
+    distributedEnd?(code)
+    Foundation.exit(code)
+}
 
 private func installStopHandlers() {
     // A parent may hand the signals down blocked (Foundation's Process does, from a thread that blocks them): unblock

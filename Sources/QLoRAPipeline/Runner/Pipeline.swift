@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import QLoRABackends
 import QLoRACore
+import QLoRADistributed
 import QLoRAFormats
 
 /// Runs a job spec's stages in order, skipping those that are up to date.
@@ -29,6 +30,8 @@ public enum Pipeline {
         public var threads: Int?
         /// Stop requests for the stages that poll (training); the caller owns the signals that set it.
         public var cancellation: Cancellation
+        /// The ranks of a data-parallel job: `run` is rank 0's part, `Ranks.follow` the others' (docs/DISTRIBUTED.md).
+        public var collective: any Collective = SingleProcess()
 
         public init(runDirectory: String? = nil, from: StageID? = nil, only: StageID? = nil, force: Bool = false,
                     command: String = "qlora run", backend: BackendChoice? = nil, threads: Int? = nil,
@@ -163,7 +166,9 @@ public enum Pipeline {
                     spec: spec, runDirectory: run.url, output: tmp,
                     upstream: Dictionary(uniqueKeysWithValues: dependencies.map { ($0, run.stageURL($0)) }),
                     progress: ProgressReporter(stage: stage) { observer(.progress($0)) }, logger: logger, backend: selection,
-                    cancellation: options.cancellation)
+                    cancellation: options.cancellation, collective: options.collective)
+                // The other ranks wait for rank 0 between stages; training is the one they take part in.
+                if stage == .train, options.collective.size > 1 { try Ranks.announce(.train, to: options.collective) }
                 let report = try impl.run(context)
                 let finished = Date()
                 let manifest = StageManifest(
@@ -184,7 +189,9 @@ public enum Pipeline {
             } catch {
                 let message = "\(error)"
                 failure = "stage \(stage.rawValue) failed: \(message)"
-                interrupted = (error as? StageFailure)?.interrupted ?? false
+                // A collective that broke (a rank died, or the launcher stopped the job) loses nothing committed: the
+                // newest checkpoint is intact, so a rerun resumes.
+                interrupted = (error as? StageFailure)?.interrupted ?? (error is CollectiveError)
                 run.appendEvent(["event": .string("stage_failed"), "stage": .string(stage.rawValue), "error": .string(message)])
                 results.append(StageResult(stage: stage, state: .failed, reason: message,
                                            durationSeconds: Date().timeIntervalSince(started), metrics: [:], notes: []))

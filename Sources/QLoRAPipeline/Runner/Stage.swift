@@ -1,4 +1,5 @@
 import Foundation
+import QLoRADistributed
 import Logging
 import QLoRABackends
 import QLoRACore
@@ -44,10 +45,14 @@ public struct StageContext: Sendable {
     public var backend: BackendSelection
     /// Stop requests (SIGINT/SIGTERM, turned into requests by the CLI): a stage that polls it stops at a safe point.
     public var cancellation: Cancellation
+    /// The ranks of a data-parallel job (one process: `SingleProcess`). Only the train stage uses them; the others
+    /// run on rank 0 alone (docs/DISTRIBUTED.md).
+    public var collective: any Collective
 
     /// `backend` nil: the spec's choice.
     public init(spec: JobSpec, runDirectory: URL, output: URL, upstream: [StageID: URL], progress: ProgressReporter,
-                logger: Logger, backend: BackendSelection? = nil, cancellation: Cancellation = Cancellation()) throws {
+                logger: Logger, backend: BackendSelection? = nil, cancellation: Cancellation = Cancellation(),
+                collective: any Collective = SingleProcess()) throws {
         self.spec = spec
         self.runDirectory = runDirectory
         self.output = output
@@ -56,6 +61,7 @@ public struct StageContext: Sendable {
         self.logger = logger
         self.backend = try backend ?? Backends.make(spec.backend)
         self.cancellation = cancellation
+        self.collective = collective
     }
 }
 

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import QLoRACore
+import QLoRADistributed
 import QLoRAFormats
 import QLoRAModel
 import QLoRATraining
@@ -38,16 +39,22 @@ public struct TrainStage: Stage {
 
     public func inputFiles(of spec: JobSpec) -> [URL] { [] }
 
-    public func run(_ context: StageContext) throws -> StageReport {
-        let spec = context.spec
-        guard let tokenize = context.upstream[.tokenize], let prepare = context.upstream[.prepare] else {
-            throw StageFailure("the train stage needs the tokenize and prepare stages")
-        }
+    /// What the stage builds before its first step (on every rank of a data-parallel job).
+    struct Setup {
+        var trainer: Trainer
+        var model: LlamaModel
+        var lora: LoRAConfig
+        var layers: Int
+        var maxSteps: Int
+        var stateDirectory: URL
+    }
+
+    /// The model with fresh adapters, the data and the trainer, from the committed tokenize and prepare outputs.
+    static func setUp(spec: JobSpec, runDirectory: URL, tokenize: URL, prepare: URL, backend: any Backend, pagedStatePath: String,
+                      collective: any Collective) throws -> Setup {
         let loraSection = spec.lora ?? .defaults
         guard let t = spec.training else { throw StageFailure("the spec has no `training` section") }
         let targets = loraSection.targetModules.compactMap { Projection(rawValue: $0) }
-
-        let backend = context.backend.backend
         let base: LlamaModel
         do { base = try ModelLoader.loadModel(path: prepare.appendingPathComponent("model").path, backend: backend) } catch {
             throw StageFailure("cannot load the prepared model: \(error)")
@@ -91,7 +98,7 @@ public struct TrainStage: Stage {
         case .linear: .linear
         case .cosine: .cosine
         }
-        let stateDir = context.runDirectory.appendingPathComponent("train.checkpoints")
+        let stateDir = runDirectory.appendingPathComponent("train.checkpoints")
         try FileManager.default.createDirectory(at: stateDir, withIntermediateDirectories: true)
         let options = TrainerOptions(
             schedule: LearningRateSchedule(kind: kind, peak: t.learningRate, warmupSteps: t.warmupSteps, totalSteps: maxSteps),
@@ -99,18 +106,42 @@ public struct TrainStage: Stage {
             maxGradNorm: t.maxGradNorm,
             adam: AdamW.Parameters(learningRate: t.learningRate, beta1: t.adamBeta1, beta2: t.adamBeta2, epsilon: t.adamEpsilon,
                                    weightDecay: t.weightDecay),
-            pagedStatePath: t.optimizer == .pagedAdamW32bit ? context.output.appendingPathComponent(".optimizer.pages").path : nil,
+            pagedStatePath: t.optimizer == .pagedAdamW32bit ? pagedStatePath : nil,
             pagedBudgetBytes: t.pagedOptimizerBudgetMB.map { $0 << 20 },
             saveEvery: t.saveEvery, seed: seed)
         let trainer = try Trainer(model: model, data: data, options: options,
-                                  checkpoints: CheckpointStore(directory: stateDir, keep: t.keepCheckpoints))
+                                  checkpoints: CheckpointStore(directory: stateDir, keep: t.keepCheckpoints), collective: collective)
+        return Setup(trainer: trainer, model: model, lora: lora, layers: base.config.layers, maxSteps: maxSteps, stateDirectory: stateDir)
+    }
+
+    public func run(_ context: StageContext) throws -> StageReport {
+        guard let tokenize = context.upstream[.tokenize], let prepare = context.upstream[.prepare] else {
+            throw StageFailure("the train stage needs the tokenize and prepare stages")
+        }
+        let spec = context.spec
+        let collective = context.collective
+        let pagedPath = context.output.appendingPathComponent(".optimizer.pages").path
+        let setup = Result {
+            try Self.setUp(spec: spec, runDirectory: context.runDirectory, tokenize: tokenize, prepare: prepare,
+                           backend: context.backend.backend, pagedStatePath: pagedPath, collective: collective)
+        }
+        // Every rank sets up, then they agree: a rank that could not never leaves the others waiting in a step.
+        let failedHere: Bool = if case .failure = setup { true } else { false }
+        if collective.size > 1, try collective.any(failedHere), !failedHere {
+            throw StageFailure("another rank could not set up training (its own error is in its output)")
+        }
+        let (trainer, model, lora, maxSteps, stateDir, layers) = try setup.map {
+            ($0.trainer, $0.model, $0.lora, $0.maxSteps, $0.stateDirectory, $0.layers)
+        }.get()
+        let t = spec.training!
         let identity = try self.identity(context)
         for note in try trainer.resume(identity: identity) { context.logger.notice("\(note)") }
 
         let metricsURL = context.output.appendingPathComponent("metrics.jsonl")
         let metricsFile = try BufferedFileWriter(path: metricsURL.path)
         for m in trainer.metrics { try metricsFile.write(Array((m.jsonLine + "\n").utf8)) }
-        context.progress.start("training \(lora.targets.count) projections × \(base.config.layers) layers, rank \(lora.rank)",
+        let ranks = collective.size > 1 ? ", data-parallel over \(collective.size) ranks" : ""
+        context.progress.start("training \(lora.targets.count) projections × \(layers) layers, rank \(lora.rank)\(ranks)",
                                total: Int64(maxSteps), unit: .steps)
         if trainer.step > 0 { context.progress.resume(at: Int64(trainer.step)) }
         let finished = try trainer.run(identity: identity, cancellation: context.cancellation) { m in
@@ -144,6 +175,26 @@ public struct TrainStage: Stage {
                                 trainer.optimizer.pageEvictions))
         }
         return StageReport(metrics: metrics, notes: notes)
+    }
+
+    /// A rank other than 0 in the train stage: the same setup and steps, no files written (rank 0 writes the
+    /// checkpoints and outputs). Throws what rank 0's stage also fails with, or a `CollectiveError`.
+    static func follow(spec: JobSpec, runDirectory: URL, backend: any Backend, collective: any Collective,
+                       cancellation: Cancellation) throws {
+        let run = RunDirectory(url: runDirectory)
+        let paged = FileManager.default.temporaryDirectory.appendingPathComponent("qlora-optimizer-\(getpid()).pages").path
+        defer { unlink(paged) }
+        let setup = Result {
+            try setUp(spec: spec, runDirectory: runDirectory, tokenize: run.stageURL(.tokenize), prepare: run.stageURL(.prepare),
+                      backend: backend, pagedStatePath: paged, collective: collective)
+        }
+        let failedHere: Bool = if case .failure = setup { true } else { false }
+        if try collective.any(failedHere), !failedHere { throw StageFailure("another rank could not set up training") }
+        let trainer = try setup.get().trainer
+        _ = try trainer.resume(identity: "")
+        guard try trainer.run(identity: "", cancellation: cancellation) else {
+            throw StageFailure("interrupted at step \(trainer.step)", interrupted: true)
+        }
     }
 
     public func removeRecoveryState(runDirectory: URL) {
