@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 SWIFT_FLAGS := -c release -Xswiftc -enable-testing
 QLORA := .build/release/qlora
-APT_PACKAGES := zlib1g-dev libopenblas-dev libarchive-dev python3 python3-yaml python3-numpy
+APT_PACKAGES := zlib1g-dev libopenblas-dev libarchive-dev python3 python3-yaml python3-numpy python3-venv openmpi-bin shellcheck
 FUZZ_SECONDS ?= 600
 
 .PHONY: setup deps data build run test crash-test fault-inject fuzz sanitize bench clean
@@ -31,7 +31,9 @@ run: build
 
 # Unit and CLI tests (Swift Testing; the SmolLM2 GGUF from PyPI enables the real-model tests; NVRTC from its
 # pinned wheel compiles every CUDA kernel for sm_80/sm_90, required here so a broken kernel fails CI without a
-# GPU), then the crash/resume/lock/corruption script on a 210 MB file, hadolint on the Dockerfile, and the image
+# GPU), then the crash/resume/lock/corruption script on a 210 MB file, data-parallel training under mpirun against
+# one process and the rendered Slurm/Kubernetes job files through their validators (docs/DISTRIBUTED.md), hadolint
+# on the Dockerfile, and the image
 # proven with podman (scripts/container-smoke.sh); then every fuzz target for 30 s and 24 random kills with the
 # disk-full, read-only and corruption checks (docs/RELIABILITY.md).
 test: deps
@@ -40,6 +42,8 @@ test: deps
 	swift build $(SWIFT_FLAGS) --build-tests
 	QLORA_REQUIRE_NVRTC=1 swift test $(SWIFT_FLAGS) --skip-build
 	scripts/crash-test.sh $(QLORA)
+	scripts/distributed-check.sh $(QLORA)
+	scripts/check-render.sh $(QLORA)
 	scripts/fault-inject.sh --kills 24 $(QLORA)
 	scripts/fuzz.sh build
 	scripts/fuzz.sh run 30

@@ -6,6 +6,7 @@ import PackageDescription
 //   qlora (CLI) ─► QLoRABench ─► QLoRAPipeline ─┬─► QLoRABackends ─┬─► QLoRACPU ─► COpenBLAS (system OpenBLAS), CQLoRAKernels
 //                                               │                   └─► QLoRACUDA ─► CCUDA (driver, NVRTC, cuBLASLt: dlopen'ed)
 //                                               ├─► QLoRATraining ─► QLoRAModel ─► QLoRATokenizer ─► QLoRAFormats ─► QLoRACore
+//                                               ├─► QLoRADistributed ─► CMPI (Open MPI: dlopen'ed), QLoRACore
 //                                               └─► QLoRAFormats ─► CArchive (system libarchive), CZlib, Crypto
 // QLoRAModel and QLoRATraining compute only through the `Backend` protocol (QLoRACore); the factory in
 // QLoRABackends is the one place that knows every backend.
@@ -64,7 +65,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "qlora", dependencies: [
-            "QLoRABench", "QLoRAPipeline", "QLoRAFormats", "QLoRACore", "QLoRATokenizer", "QLoRAModel", "QLoRACPU", "QLoRABackends",
+            "QLoRABench", "QLoRAPipeline", "QLoRADistributed", "QLoRAFormats", "QLoRACore", "QLoRATokenizer", "QLoRAModel", "QLoRACPU", "QLoRABackends",
             "QLoRACUDA",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -74,7 +75,8 @@ let package = Package(
         .testTarget(name: "QLoRAFormatsTests", dependencies: ["QLoRAFormats", "CArchive"], exclude: ["Fixtures"]),
         .testTarget(name: "QLoRATokenizerTests", dependencies: ["QLoRATokenizer", "QLoRAFormats"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "QLoRAPipelineTests", dependencies: ["QLoRAPipeline", "QLoRAFormats", "QLoRATokenizer", "QLoRABackends", "CZlib"],
+        .testTarget(name: "QLoRAPipelineTests", dependencies: ["QLoRAPipeline", "QLoRAFormats", "QLoRATokenizer", "QLoRABackends", "QLoRADistributed", "CZlib",
+                                                       .product(name: "Yams", package: "Yams")],
                     exclude: ["Fixtures"]),
         .testTarget(name: "QLoRACLITests", dependencies: ["QLoRAFormats"]),
         .testTarget(name: "QLoRACPUTests", dependencies: ["QLoRACPU", "QLoRACore", "QLoRABackends", "QLoRABench"]),

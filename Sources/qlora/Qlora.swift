@@ -18,7 +18,7 @@ struct Qlora: ParsableCommand {
         subcommands: [RunCommand.self, PlanCommand.self, StatusCommand.self, ValidateCommand.self, EncodeCommand.self, DecodeCommand.self,
                       ChatTemplateCommand.self, GenerateCommand.self, LogitsCommand.self, QuantizeCommand.self, InspectCommand.self,
                       PrepareCommand.self, EvaluateCommand.self, UnpackCommand.self, VerifyCommand.self, ExportCommand.self,
-                      BenchCommand.self, DevicesCommand.self])
+                      BenchCommand.self, DevicesCommand.self, RenderCommand.self])
 }
 
 /// Writes to standard error (control characters escaped: `terminalSafe`).

@@ -50,6 +50,10 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Compute threads (default: all cores).")
     var threads: Int?
 
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a spec setting (repeatable): --set training.learning_rate=1e-4.",
+                                                         valueName: "key.path=value"))
+    var overrides: [String] = []
+
     @Flag(help: "Run even when `qlora plan` predicts the training step does not fit in memory.")
     var ignorePlan = false
 
@@ -61,7 +65,7 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         let spec: JobSpec
         do {
-            spec = try JobSpec.load(path: self.spec)
+            spec = try JobSpec.load(path: self.spec, overrides: overrides)
         } catch {
             printError("\(error)")
             finishEarly(.badSpec, message: "\(error)")

@@ -95,16 +95,19 @@ extension JobSpec {
     }
 
     /// Parses and strictly decodes YAML text; `file` names the source in errors and anchors relative paths.
-    public static func parse(yaml: String, file: String) throws -> JobSpec {
-        let node: Node?
+    /// `overrides` are `key.path=value` settings applied over the file (`qlora run --set`, sweeps from `qlora render`);
+    /// the value is YAML (`1e-4`, `true`, `[q_proj, v_proj]`).
+    public static func parse(yaml: String, file: String, overrides: [String] = []) throws -> JobSpec {
+        var node: Node?
         do {
             node = try Yams.compose(yaml: yaml)
         } catch let error as YamlError {
             throw SpecError(yamlError: error, file: file)
         }
-        guard let node else {
+        guard var node else {
             throw SpecError(file: file, line: 1, column: 1, keyPath: "", message: "the spec is empty")
         }
+        for setting in overrides { node = try applying(setting, to: node) }
         let decoder = SpecDecoder(file: file)
         var spec = try decoder.decode(JobSpec.self, from: node)
         spec.sourceFile = file
@@ -113,8 +116,37 @@ extension JobSpec {
         return spec
     }
 
-    /// Reads, decodes and validates a spec file. Throws `SpecError`/`SpecErrors` for anything wrong.
-    public static func load(path: String) throws -> JobSpec {
+    /// `node` with `setting` (`a.b.c=value`) set, the mappings on the way created when missing.
+    static func applying(_ setting: String, to node: Node) throws -> Node {
+        func fail(_ message: String) -> SpecError {
+            SpecError(file: "--set \(setting)", line: 1, column: 1, keyPath: "", message: message)
+        }
+        guard let eq = setting.firstIndex(of: "=") else { throw fail("expected key.path=value") }
+        let path = setting[..<eq].split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard !path.isEmpty, path.allSatisfy({ !$0.isEmpty }) else { throw fail("expected key.path=value") }
+        let value: Node
+        do { value = try Yams.compose(yaml: String(setting[setting.index(after: eq)...])) ?? Node("") } catch {
+            throw fail("the value is not YAML: \(error)")
+        }
+        func set(_ node: Node, _ path: ArraySlice<String>) throws -> Node {
+            guard let key = path.first else { return value }
+            guard case .mapping(let mapping) = node else {
+                throw fail("\(path.joined(separator: ".")): the spec has a value there, not a section")
+            }
+            var pairs = Array(mapping)
+            if let i = pairs.firstIndex(where: { $0.key.string == key }) {
+                pairs[i].value = try set(pairs[i].value, path.dropFirst())
+            } else {
+                pairs.append((Node(key), try set(.mapping(Node.Mapping([])), path.dropFirst())))
+            }
+            return .mapping(Node.Mapping(pairs))
+        }
+        return try set(node, path[...])
+    }
+
+    /// Reads, decodes and validates a spec file (with `overrides`, as `parse` applies them). Throws
+    /// `SpecError`/`SpecErrors` for anything wrong.
+    public static func load(path: String, overrides: [String] = []) throws -> JobSpec {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
@@ -122,7 +154,7 @@ extension JobSpec {
             throw SpecError(file: path, line: 1, column: 1, keyPath: "",
                             message: "cannot read the spec file: \(FileManager.default.fileExists(atPath: path) ? "not valid UTF-8 or unreadable" : "no such file")")
         }
-        let spec = try parse(yaml: text, file: path)
+        let spec = try parse(yaml: text, file: path, overrides: overrides)
         try spec.validate()
         return spec
     }
