@@ -177,8 +177,8 @@ struct RunCommand: ParsableCommand {
             return end.code
         }
         distributedEnd = { code in
-            Ranks.finish(code, collective: mpi)
-            mpi.finish(clean: true, code: code)
+            // MPI_Finalize waits for every rank: only when they all heard the end (else exit; the launcher cleans up).
+            if Ranks.finish(code, collective: mpi) { mpi.finish(clean: true, code: code) }
         }
         printSafe("rank 0 of \(mpi.size) (\(launch.launcher.rawValue), \(mpi.library)); \(options.threads!) thread(s) per rank")
         return nil

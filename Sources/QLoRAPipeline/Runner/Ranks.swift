@@ -25,11 +25,12 @@ public enum Ranks {
         try collective.broadcast(&message, root: 0)
     }
 
-    /// Rank 0, at the very end: the run's exit status for every rank (best effort: a rank that is gone does not
-    /// keep rank 0 from exiting; the timeout bounds the wait).
-    public static func finish(_ code: Int32, collective: any Collective) {
-        guard collective.size > 1 else { return }
-        try? announce(.exit(code), to: collective)
+    /// Rank 0, at the very end: the run's exit status for every rank. False when it could not be delivered (a rank
+    /// is gone; the timeout or a stop request bounds the wait): then MPI cannot be finalized in step either.
+    @discardableResult
+    public static func finish(_ code: Int32, collective: any Collective) -> Bool {
+        guard collective.size > 1 else { return true }
+        return (try? announce(.exit(code), to: collective)) != nil
     }
 
     /// A rank other than 0: waits for rank 0's announcements and takes part in training until rank 0 announces
