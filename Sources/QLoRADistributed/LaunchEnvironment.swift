@@ -5,7 +5,7 @@
 /// | mpirun (Open MPI) | OMPI_COMM_WORLD_RANK | OMPI_COMM_WORLD_SIZE | OMPI_COMM_WORLD_LOCAL_RANK | OMPI_COMM_WORLD_LOCAL_SIZE |
 /// | srun (Slurm) | SLURM_PROCID | SLURM_NTASKS | SLURM_LOCALID | SLURM_NTASKS_PER_NODE / SLURM_TASKS_PER_NODE |
 /// | torchrun and the like | RANK | WORLD_SIZE | LOCAL_RANK | LOCAL_WORLD_SIZE |
-/// | Kubernetes indexed Job | JOB_COMPLETION_INDEX | QLORA_WORLD_SIZE (the rendered Job sets it) | 0 | 1 |
+/// | Kubernetes indexed Job | JOB_COMPLETION_INDEX | QLORA_WORLD_SIZE (set in the Job's pod template; default 1) | 0 | 1 |
 ///
 /// The first launcher whose variables are present wins, in that order (mpirun inside a Slurm allocation sets
 /// both; its own are the ones that describe this process). A malformed value is an error naming the variable.

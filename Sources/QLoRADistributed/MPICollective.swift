@@ -94,12 +94,13 @@ public final class MPICollective: Collective, @unchecked Sendable {
     }
 
     public func maximum(_ values: inout [Int32]) throws {
-        var request: UnsafeMutableRawPointer?
         let n = Int32(values.count)
-        let rc = values.withUnsafeMutableBufferPointer { qlora_mpi_iallreduce_max_int($0.baseAddress, n, &request) }
-        try check(rc, "MPI_Iallreduce")
-        // The buffer must stay put until the request completes: wait inside the same access.
-        try values.withUnsafeMutableBufferPointer { _ in try wait(&request, "all-reduce (max)") }
+        // MPI writes into the buffer until the request completes: start and wait inside the one access.
+        try values.withUnsafeMutableBufferPointer { buffer in
+            var request: UnsafeMutableRawPointer?
+            try check(qlora_mpi_iallreduce_max_int(buffer.baseAddress, n, &request), "MPI_Iallreduce")
+            try wait(&request, "all-reduce (max)")
+        }
     }
 
     private func chunks(_ total: Int, _ body: (Int, Int) throws -> Void) throws {

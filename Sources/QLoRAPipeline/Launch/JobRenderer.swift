@@ -78,21 +78,6 @@ public enum JobRenderer {
         return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
-    /// A YAML double-quoted string.
-    static func yamlQuoted(_ text: String) -> String {
-        var out = "\""
-        for c in text.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case _ where c.value < 0x20: out += String(format: "\\x%02x", c.value)
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out + "\""
-    }
-
     static func validate(_ options: Options) throws {
         guard options.nodes >= 1 else { throw RenderError("--nodes must be at least 1") }
         guard options.gpusPerNode >= 0 else { throw RenderError("--gpus-per-node cannot be negative") }
@@ -185,7 +170,8 @@ public enum JobRenderer {
         let runs = o.runs.hasPrefix("/") ? o.runs : "\(mount)/\(o.runs)"
         let spec = specPath.hasPrefix("/") ? specPath : "\(mount)/\(specPath)"
         let base = "\(runs)/\(name)" + (o.grid.isEmpty ? "" : "/base")
-        let q = shellQuoted, y = yamlQuoted
+        // A JSON string is a YAML double-quoted scalar: the run directory's JSON writer quotes for both.
+        let q = shellQuoted, y = jsonString
         func job(_ jobName: String, command: String, gpus: Int, wait: String?, labels: String) -> String {
             let resources = gpus > 0 ? """
 

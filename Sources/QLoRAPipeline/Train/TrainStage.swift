@@ -121,18 +121,11 @@ public struct TrainStage: Stage {
         let spec = context.spec
         let collective = context.collective
         let pagedPath = context.output.appendingPathComponent(".optimizer.pages").path
-        let setup = Result {
+        let setup = try Self.agree(collective) {
             try Self.setUp(spec: spec, runDirectory: context.runDirectory, tokenize: tokenize, prepare: prepare,
                            backend: context.backend.backend, pagedStatePath: pagedPath, collective: collective)
         }
-        // Every rank sets up, then they agree: a rank that could not never leaves the others waiting in a step.
-        let failedHere: Bool = if case .failure = setup { true } else { false }
-        if collective.size > 1, try collective.any(failedHere), !failedHere {
-            throw StageFailure("another rank could not set up training (its own error is in its output)")
-        }
-        let (trainer, model, lora, maxSteps, stateDir, layers) = try setup.map {
-            ($0.trainer, $0.model, $0.lora, $0.maxSteps, $0.stateDirectory, $0.layers)
-        }.get()
+        let (trainer, model, lora, maxSteps, stateDir) = (setup.trainer, setup.model, setup.lora, setup.maxSteps, setup.stateDirectory)
         let t = spec.training!
         let identity = try self.identity(context)
         for note in try trainer.resume(identity: identity) { context.logger.notice("\(note)") }
@@ -141,7 +134,7 @@ public struct TrainStage: Stage {
         let metricsFile = try BufferedFileWriter(path: metricsURL.path)
         for m in trainer.metrics { try metricsFile.write(Array((m.jsonLine + "\n").utf8)) }
         let ranks = collective.size > 1 ? ", data-parallel over \(collective.size) ranks" : ""
-        context.progress.start("training \(lora.targets.count) projections × \(layers) layers, rank \(lora.rank)\(ranks)",
+        context.progress.start("training \(lora.targets.count) projections × \(setup.layers) layers, rank \(lora.rank)\(ranks)",
                                total: Int64(maxSteps), unit: .steps)
         if trainer.step > 0 { context.progress.resume(at: Int64(trainer.step)) }
         let finished = try trainer.run(identity: identity, cancellation: context.cancellation) { m in
@@ -184,17 +177,25 @@ public struct TrainStage: Stage {
         let run = RunDirectory(url: runDirectory)
         let paged = FileManager.default.temporaryDirectory.appendingPathComponent("qlora-optimizer-\(getpid()).pages").path
         defer { unlink(paged) }
-        let setup = Result {
+        let trainer = try agree(collective) {
             try setUp(spec: spec, runDirectory: runDirectory, tokenize: run.stageURL(.tokenize), prepare: run.stageURL(.prepare),
                       backend: backend, pagedStatePath: paged, collective: collective)
-        }
-        let failedHere: Bool = if case .failure = setup { true } else { false }
-        if try collective.any(failedHere), !failedHere { throw StageFailure("another rank could not set up training") }
-        let trainer = try setup.get().trainer
+        }.trainer
         _ = try trainer.resume(identity: "")
         guard try trainer.run(identity: "", cancellation: cancellation) else {
             throw StageFailure("interrupted at step \(trainer.step)", interrupted: true)
         }
+    }
+
+    /// Runs `setUp` on every rank, then the ranks agree: one that could not fails the stage on all of them (with its
+    /// own error there), instead of leaving the others waiting in the first step.
+    static func agree(_ collective: any Collective, _ setUp: () throws -> Setup) throws -> Setup {
+        let setup = Result(catching: setUp)
+        let failedHere: Bool = if case .failure = setup { true } else { false }
+        if collective.size > 1, try collective.any(failedHere), !failedHere {
+            throw StageFailure("another rank could not set up training (its own error is in its output)")
+        }
+        return try setup.get()
     }
 
     public func removeRecoveryState(runDirectory: URL) {
