@@ -79,7 +79,7 @@ let package = Package(
                                                        .product(name: "Yams", package: "Yams")],
                     exclude: ["Fixtures"]),
         .testTarget(name: "QLoRACLITests", dependencies: ["QLoRAFormats"]),
-        .testTarget(name: "QLoRACPUTests", dependencies: ["QLoRACPU", "QLoRACore", "QLoRABackends", "QLoRABench"]),
+        .testTarget(name: "QLoRACPUTests", dependencies: ["QLoRACPU", "QLoRACore", "QLoRABackends", "QLoRABench", "QLoRAModel", "QLoRAPipeline"]),
         .testTarget(name: "QLoRACoreTests", dependencies: ["QLoRACore", "QLoRACPU", "QLoRAFormats"], exclude: ["Fixtures"]),
         .testTarget(name: "QLoRATrainingTests", dependencies: ["QLoRATraining", "QLoRAFormats", "QLoRAModel", "QLoRACore"]),
         .testTarget(name: "QLoRAGradTests", dependencies: ["QLoRATraining", "QLoRADistributed", "QLoRAModel", "QLoRACore", "QLoRACPU", "QLoRAFormats"],

@@ -18,13 +18,39 @@ public struct TrainBenchmark: Sendable {
     public var threads: Int?
     public var checkpointing: String = "both"
     public var backend: BackendChoice = .auto
+    /// A published shape (`ModelShape.presets`) with random NF4 weights instead of `model` (`RandomQLoRAWeights`);
+    /// the peer builds the same shape with random weights instead of loading `peerModel`.
+    public var modelShape: String?
+    /// Overrides the shape's number of blocks (a short dry run of a large shape).
+    public var layers: Int?
+    public var rank: Int = 16
+    /// Untimed steps before the timed ones.
+    public var warmup: Int = 1
+    /// When set, AdamW's moments are paged (a state file in a temporary folder) under this many MiB.
+    public var pagedBudgetMiB: Int?
+    /// Where the peer runs: "cpu" (fp32 compute) or "cuda" (bf16 compute, the QLoRA recipe).
+    public var peerDevice: String = "cpu"
+    /// The peer's bases: "nf4" (bitsandbytes NF4 + double quant; paged AdamW on CUDA) and "bf16" (plain LoRA on a
+    /// bf16 base, CUDA only).
+    public var peers: [String] = ["nf4"]
     public var child: Bool = false
 
     public init() {}
 
     public func validate() throws {
         guard ["on", "off", "both"].contains(checkpointing) else { throw BenchFailure("--checkpointing must be on, off or both") }
-        guard seq > 1, batch > 0, steps > 0 else { throw BenchFailure("--seq > 1, --batch > 0 and --steps > 0") }
+        guard seq > 1, batch > 0, steps > 0, warmup >= 0, rank > 0 else {
+            throw BenchFailure("--seq > 1, --batch > 0, --steps > 0, --warmup >= 0 and --rank > 0")
+        }
+        if let modelShape, ModelShape.preset(modelShape) == nil {
+            throw BenchFailure("--model-shape \(modelShape): not one of \(ModelShape.presets.map(\.name).joined(separator: ", "))")
+        }
+        if let layers, layers < 1 { throw BenchFailure("--layers must be at least 1") }
+        if layers != nil, modelShape == nil { throw BenchFailure("--layers needs --model-shape") }
+        if let pagedBudgetMiB, pagedBudgetMiB < 0 { throw BenchFailure("--paged-budget must be at least 0 MiB") }
+        guard ["cpu", "cuda"].contains(peerDevice) else { throw BenchFailure("--peer-device must be cpu or cuda") }
+        for p in peers where !["nf4", "bf16"].contains(p) { throw BenchFailure("--peers: \(p) is not nf4 or bf16") }
+        if peers.contains("bf16"), peerDevice != "cuda" { throw BenchFailure("--peers bf16 runs on --peer-device cuda only") }
     }
 
     public func run() throws {
@@ -32,8 +58,13 @@ public struct TrainBenchmark: Sendable {
         if child { return try runChild(threads: threads, checkpointing: checkpointing == "on") }
         let settings = checkpointing == "both" ? [true, false] : [checkpointing == "on"]
         let loadStart = loadAverage()
-        print(String(format: "train benchmark: seq %d × batch %d, %d thread(s), 1 warm-up + median of %d steps; load average %@ at start",
-                     seq, batch, threads, steps, loadStart))
+        print(String(format: "train benchmark: seq %d × batch %d, LoRA r=%d, %d thread(s), %d warm-up + median of %d steps; load average %@ at start",
+                     seq, batch, rank, threads, warmup, steps, loadStart))
+        if let modelShape {
+            let c = RandomQLoRAWeights.config(ModelShape.preset(modelShape)!, layers: layers)
+            print("model: \(modelShape) shape with random NF4 weights (\(c.layers) blocks, hidden \(c.hiddenSize), vocabulary \(c.vocabSize)); "
+                + "the peer builds the same shape with random weights")
+        }
         print("our backend: \(try Backends.make(backend, threads: threads).summary)")
 
         let ceiling = sgemmCeiling(threads: threads)
@@ -42,16 +73,19 @@ public struct TrainBenchmark: Sendable {
 
         var rows: [(name: String, r: [String: Any])] = []
         for on in settings {
-            let name = "qlora  NF4+DQ fp32, checkpointing \(on ? "on " : "off")"
+            let name = "qlora  NF4+DQ fp32\(pagedBudgetMiB == nil ? "" : " paged"), checkpointing \(on ? "on " : "off")"
             do { rows.append((name, try runOurs(threads: threads, checkpointing: on))) } catch {
                 print("\(name): failed: \(error)")
             }
         }
         var peerRows: [(name: String, r: [String: Any])] = []
         if !noPeer {
-            for on in settings {
-                let name = "peer   NF4+DQ fp32, checkpointing \(on ? "on " : "off")"
-                if let r = runPeer(threads: threads, checkpointing: on) { peerRows.append((name, r)) }
+            for base in peers {
+                for on in settings {
+                    let what = base == "bf16" ? "bf16 LoRA" : peerDevice == "cuda" ? "NF4+DQ bf16 paged" : "NF4+DQ fp32"
+                    let name = "peer   \(what), checkpointing \(on ? "on " : "off")"
+                    if let r = runPeer(threads: threads, checkpointing: on, base: base) { peerRows.append((name, r)) }
+                }
             }
         }
         // The same FLOP count for both sides (it depends only on the shapes and the checkpointing setting).
@@ -59,7 +93,9 @@ public struct TrainBenchmark: Sendable {
         let recompute = rows.first.flatMap { $0.r["flops_recompute"] as? Double } ?? 0
 
         print("")
-        print("configuration                            tokens/s   step s   peak RSS train peak    GFLOP/s of ceiling")
+        let onDevice = (rows + peerRows).contains { $0.r["peak_device_bytes"] != nil }
+        print("configuration                            tokens/s   step s   peak RSS train peak    GFLOP/s of ceiling"
+            + (onDevice ? "  peak device" : ""))
         for (name, r) in rows + peerRows {
             let tps = r["tokens_per_s"] as? Double ?? 0
             let stepSeconds = Double(seq * batch) / max(tps, 1e-9)
@@ -72,6 +108,10 @@ public struct TrainBenchmark: Sendable {
                                    gflops.map { String(format: "%.0f%%", $0 / ceiling * 100) } ?? "-"]
             var line = name.padding(toLength: 40, withPad: " ", startingAt: 0) + String(format: "%8.1f %8.2f", tps, stepSeconds)
             for cell in cells { line += String(repeating: " ", count: max(1, 11 - cell.count)) + cell }
+            if onDevice {
+                let device = (r["peak_device_bytes"] as? NSNumber).map { formatBytes($0.int64Value) } ?? "-"
+                line += String(repeating: " ", count: max(1, 13 - device.count)) + device
+            }
             print(line)
         }
         for on in settings {
@@ -80,7 +120,7 @@ public struct TrainBenchmark: Sendable {
                   let ot = o["tokens_per_s"] as? Double, let pt = p["tokens_per_s"] as? Double,
                   let orss = (o["peak_rss_bytes"] as? NSNumber)?.doubleValue, let prss = (p["peak_rss_bytes"] as? NSNumber)?.doubleValue
             else { continue }
-            print(String(format: "%@: ours / peer tokens/s %.2fx, peak RSS %.2fx", tag, ot / pt, orss / prss))
+            print(String(format: "%@: ours / first peer tokens/s %.2fx, peak RSS %.2fx", tag, ot / pt, orss / prss))
         }
         let bestPeer = peerRows.compactMap { $0.r["tokens_per_s"] as? Double }.max()
         let bestOurs = rows.compactMap { $0.r["tokens_per_s"] as? Double }.max()
@@ -127,22 +167,36 @@ public struct TrainBenchmark: Sendable {
     private func runOurs(threads: Int, checkpointing: Bool) throws -> [String: Any] {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-        process.arguments = ["bench", "train", "--child", "--model", model, "--seq", "\(seq)", "--batch", "\(batch)",
-                             "--steps", "\(steps)", "--threads", "\(threads)", "--checkpointing", checkpointing ? "on" : "off",
-                             "--backend", backend.rawValue]
+        var arguments = ["bench", "train", "--child", "--model", model, "--seq", "\(seq)", "--batch", "\(batch)",
+                         "--steps", "\(steps)", "--warmup", "\(warmup)", "--rank", "\(rank)", "--threads", "\(threads)",
+                         "--checkpointing", checkpointing ? "on" : "off", "--backend", backend.rawValue]
+        if let modelShape { arguments += ["--model-shape", modelShape] }
+        if let layers { arguments += ["--layers", "\(layers)"] }
+        if let pagedBudgetMiB { arguments += ["--paged-budget", "\(pagedBudgetMiB)"] }
+        process.arguments = arguments
         return try runForJSON(process, what: "child")
     }
 
-    private func runPeer(threads: Int, checkpointing: Bool) -> [String: Any]? {
+    private func runPeer(threads: Int, checkpointing: Bool, base: String) -> [String: Any]? {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["scripts/reference/train_peer.py", peerModel, "--gradient-checkpointing", checkpointing ? "on" : "off",
-                             "--threads", "\(threads)", "--seq", "\(seq)", "--batch", "\(batch)", "--steps", "\(steps)"]
+        var arguments = ["scripts/reference/train_peer.py", modelShape.flatMap(ModelShape.preset).map(Self.peerShape) ?? peerModel,
+                         "--gradient-checkpointing", checkpointing ? "on" : "off", "--threads", "\(threads)", "--seq", "\(seq)",
+                         "--batch", "\(batch)", "--steps", "\(steps)", "--warmup", "\(warmup)", "--rank", "\(rank)",
+                         "--device", peerDevice, "--base", base]
+        if let layers { arguments += ["--layers", "\(layers)"] }
+        process.arguments = arguments
         do { return try runForJSON(process, what: "peer") } catch {
-            print("peer (checkpointing \(checkpointing ? "on" : "off")): \(error) "
+            print("peer (\(base), checkpointing \(checkpointing ? "on" : "off")): \(error) "
                 + "(set up .venv-torch with scripts/reference/setup_torch_venv.sh, or pass --python / --no-peer)")
             return nil
         }
+    }
+
+    /// The peer's `shape:` argument: the fields of `shape` it builds its random model from.
+    static func peerShape(_ shape: ModelShape) -> String {
+        "shape:hidden=\(shape.hidden),intermediate=\(shape.intermediate),layers=\(shape.layers),heads=\(shape.heads),"
+            + "kv_heads=\(shape.kvHeads),head_dim=\(shape.headDim),vocab=\(shape.vocab),tied=\(shape.tiedEmbeddings ? 1 : 0)"
     }
 
     private func loadAverage() -> String {
@@ -157,33 +211,52 @@ public struct TrainBenchmark: Sendable {
         let backend = try Backends.make(self.backend, threads: threads).backend
         let t0 = Date()
         let config: LlamaConfig, weights: LlamaWeights
-        do {
+        if let modelShape, let shape = ModelShape.preset(modelShape) {
+            config = RandomQLoRAWeights.config(shape, layers: layers)
+            weights = RandomQLoRAWeights.make(config, seed: 7)
+        } else {
             // The fp32 model goes out of scope once quantized: only the 4-bit base (plus fp32 embedding and norms) stays.
             let base = try ModelLoader.loadModel(path: model, backend: backend)
             config = base.config
             weights = base.weights.quantized(FourBitOptions())
         }
-        let lora = LoRAConfig(rank: 16, alpha: 32, dropout: 0.05)
+        let lora = LoRAConfig(rank: rank, alpha: Double(2 * rank), dropout: 0.05)
         var rng = SeededGenerator(seed: 1)
         let network = try LlamaModel(config: config, weights: weights, backend: backend)
             .withAdapter(LoRAWeights.peftInit(config, lora, rng: &rng), lora: lora)
         network.gradientCheckpointing = checkpointing
         let parameters = network.parameters!, gradients = AdapterTensors(zerosLike: parameters)
-        var optimizer = AdamW(AdamW.Parameters(learningRate: 2e-4, weightDecay: 0.01), for: parameters)
+        let adam = AdamW.Parameters(learningRate: 2e-4, weightDecay: 0.01)
+        var optimizer: AdamW
+        var pagedFolder: URL?
+        if let pagedBudgetMiB {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("qlora-bench-paged-\(getpid())")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            pagedFolder = folder
+            optimizer = try AdamW(adam, for: parameters, pagedAt: folder.appendingPathComponent("adamw.state").path,
+                                  budgetBytes: pagedBudgetMiB << 20)
+        } else {
+            optimizer = AdamW(adam, for: parameters)
+        }
+        defer { if let pagedFolder { try? FileManager.default.removeItem(at: pagedFolder) } }
         let sequences = (0..<batch).map { _ in (0..<seq).map { _ in Int32(3 + Int(rng.next() % UInt64(config.vocabSize - 3))) } }
         let data = TrainingBatch(sequences: sequences, labels: sequences)
         let counted = data.countedTargets
         let setupSeconds = Date().timeIntervalSince(t0)
         let rssAfterSetup = ResourceUsage.currentRSSBytes
         let peakAfterSetup = ResourceUsage.peakRSSBytes
+        let device = backend as? any DeviceMemoryReporting
+        backend.synchronize()
+        let deviceAfterSetup = device?.deviceMemory.inUse
+        device?.resetDeviceMemoryPeak()  // as the peer resets torch's: the steps' peak, from the weights up
         // Reset VmHWM to the current RSS, so that it measures the training steps alone from here on.
         let resetHWM = (try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)) != nil
 
         var losses: [Double] = [], times: [Double] = []
         let profile = StepProfile()
         network.profile = profile
-        for step in 0...steps {
-            if step == 1 { profile.reset() }  // the warm-up step is not profiled
+        for step in 0..<(warmup + steps) {
+            if step == warmup { profile.reset() }  // the warm-up steps are not profiled
             let started = DispatchTime.now().uptimeNanoseconds
             gradients.zero()
             let loss = network.lossAndGradients(data, gradScale: 1 / Float(counted), dropoutSeed: UInt64(step) &+ 1, into: gradients)
@@ -191,9 +264,10 @@ public struct TrainBenchmark: Sendable {
                 _ = clipGradientNorm(gradients, maxNorm: 0.3)
                 optimizer.update(parameters, gradients: gradients)
             }
+            backend.synchronize()  // a device backend's AdamW kernels are part of the step
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             losses.append(loss.sum / Double(loss.count))
-            if step > 0 { times.append(seconds) }
+            if step >= warmup { times.append(seconds) }
         }
         let trainPeak = ResourceUsage.peakRSSBytes
         let median = times.sorted()[times.count / 2]
@@ -212,6 +286,11 @@ public struct TrainBenchmark: Sendable {
             "flops_recompute": flops.recompute,
         ]
         if resetHWM { result["train_peak_rss_bytes"] = trainPeak }
+        if let device, let deviceAfterSetup {
+            backend.synchronize()
+            result["peak_device_bytes"] = device.deviceMemory.peak
+            result["device_after_setup_bytes"] = deviceAfterSetup
+        }
         // Seconds per step of each part (mean over the timed steps).
         result["profile"] = Dictionary(uniqueKeysWithValues: profile.nanoseconds.map { ($0.key.rawValue, Double($0.value) / 1e9 / Double(times.count)) })
         let json = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])

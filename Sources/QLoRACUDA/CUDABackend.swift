@@ -16,7 +16,7 @@ final class CUDAStorage: TensorStorage, @unchecked Sendable {
         pointer = context.allocate(bytes: capacity * elementBytes)
     }
 
-    deinit { context.free(pointer) }
+    deinit { context.free(pointer, bytes: capacity * elementBytes) }
 }
 
 /// A frozen 4-bit weight on the device: codes, codebook and quant state (plain or double-quantized scales).

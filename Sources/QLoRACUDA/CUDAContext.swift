@@ -24,6 +24,7 @@ public final class CUDAContext: @unchecked Sendable {
     let workspaceBytes = 32 << 20
     private let lock = NSLock()
     private var algorithms: [String: qlora_cublasLtMatmulAlgo] = [:]
+    private var counter = DeviceMemoryCounter()
 
     /// Opens GPU `device`, compiles (or takes from the cache) every kernel family for its architecture and loads them.
     public init(device: Int = 0, search: CUDALibrarySearch = .standard(), cacheDirectory: URL? = NVRTCCompiler.defaultCacheDirectory()) throws {
@@ -73,6 +74,7 @@ public final class CUDAContext: @unchecked Sendable {
         let workspaceBytes = self.workspaceBytes
         try driver.check(driver.api.cuMemAlloc(&ws, workspaceBytes), "cuMemAlloc_v2(cuBLASLt workspace, \(workspaceBytes) bytes)")
         workspace = ws
+        counter.allocated(workspaceBytes)
     }
 
     /// Makes this GPU's context current on the calling thread (ops may come from any thread).
@@ -85,16 +87,35 @@ public final class CUDAContext: @unchecked Sendable {
 
     // MARK: Memory
 
+    /// Bytes held by allocations (the cuBLASLt workspace included) now and at most; see `DeviceMemoryReporting`.
+    var memory: DeviceMemoryCounter {
+        lock.lock()
+        defer { lock.unlock() }
+        return counter
+    }
+
+    func resetMemoryPeak() {
+        lock.lock()
+        counter.resetPeak()
+        lock.unlock()
+    }
+
     func allocate(bytes: Int) -> qlora_CUdeviceptr {
         makeCurrent()
         var p: qlora_CUdeviceptr = 0
         must(driver.api.cuMemAlloc(&p, max(bytes, 1)), "cuMemAlloc_v2(\(bytes) bytes)")
+        lock.lock()
+        counter.allocated(max(bytes, 1))
+        lock.unlock()
         return p
     }
 
-    func free(_ p: qlora_CUdeviceptr) {
+    func free(_ p: qlora_CUdeviceptr, bytes: Int) {
         makeCurrent()
         must(driver.api.cuMemFree(p), "cuMemFree_v2")
+        lock.lock()
+        counter.freed(max(bytes, 1))
+        lock.unlock()
     }
 
     func upload(_ bytes: UnsafeRawBufferPointer, to p: qlora_CUdeviceptr) {

@@ -109,3 +109,11 @@ public protocol Backend: Sendable {
     func adamW(_ p: Tensor, gradient g: Tensor, m: Tensor, v: Tensor, count: Int, step: AdamWStep)
     func sumOfSquares(_ x: Tensor, count: Int) -> Double
 }
+
+/// A backend whose tensors live in device memory reports it: what its allocations hold now and at most since the
+/// last `resetDeviceMemoryPeak` (or since it was made). Host backends do not conform (their memory is the process's
+/// RSS).
+public protocol DeviceMemoryReporting {
+    var deviceMemory: (inUse: Int, peak: Int) { get }
+    func resetDeviceMemoryPeak()
+}

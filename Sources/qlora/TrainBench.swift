@@ -1,17 +1,26 @@
 import ArgumentParser
 import QLoRABackends
 import QLoRABench
+import QLoRAPipeline
 
 struct TrainBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "QLoRA training-step tokens/s and peak RSS, ours next to transformers + peft + bitsandbytes, with GFLOP/s vs the sgemm ceiling.",
         discussion: """
-            Setup on both sides: SmolLM2-135M-Instruct, NF4 + double quant base (block 64), fp32 compute, LoRA r=16 \
-            alpha=32 dropout 0.05 on all seven projections, --batch sequences of --seq random token ids (fixed seed), \
-            every token trained; one step = forward + backward + global-norm clip (0.3) + AdamW (lr 2e-4, weight decay \
-            0.01). Gradient checkpointing on and off. 1 warm-up step, then the median of --steps steps; tokens/s = \
-            batch·seq / median step time.
+            Setup on both sides: SmolLM2-135M-Instruct (or --model-shape: a published shape with random weights, \
+            Sources/QLoRABench/RandomQLoRAWeights.swift), NF4 + double quant base (block 64), fp32 compute, LoRA \
+            r=--rank (16) alpha=2·r dropout 0.05 on all seven projections, --batch sequences of --seq random token ids \
+            (fixed seed), every token trained; one step = forward + backward + global-norm clip (0.3) + AdamW (lr 2e-4, \
+            weight decay 0.01). Gradient checkpointing on and off. --warmup (1) untimed steps, then the median of \
+            --steps steps; tokens/s = batch·seq / median step time. On a device backend each step ends with a \
+            synchronize, and "peak device" is the most device memory qlora's allocations held (the cuBLASLt workspace \
+            included); the peer's is torch.cuda.max_memory_allocated.
+
+            On CUDA (--peer-device cuda) the peer is the QLoRA recipe as the paper's code runs it: bf16 compute on the \
+            NF4 + double quant base with bitsandbytes' paged AdamW (--peers nf4), and plain LoRA on a bf16 base \
+            (--peers bf16). Our CUDA backend computes in fp32 (docs/CUDA.md), so the two sides differ in compute dtype \
+            there; the table says which is which.
 
             Ours: the GGUF is loaded, quantized in memory (FourBitOptions()), and trained as an adapted LlamaModel; each \
             configuration runs in a child process (`bench train --child`), so its peak RSS (VmHWM) is its own. \
@@ -62,6 +71,27 @@ struct TrainBench: ParsableCommand {
     @Option(help: "Our backend: auto, cpu, reference or cuda.")
     var backend: BackendChoice = TrainBenchmark().backend
 
+    @Option(help: "A published shape with random NF4 weights instead of --model (no file; the peer builds the same shape): \(ModelShape.presets.map(\.name).joined(separator: ", ")).")
+    var modelShape: String?
+
+    @Option(help: "With --model-shape: this many blocks instead of the shape's (a short run of a large shape).")
+    var layers: Int?
+
+    @Option(help: "LoRA rank (alpha = 2·rank).")
+    var rank: Int = TrainBenchmark().rank
+
+    @Option(help: "Untimed warm-up steps.")
+    var warmup: Int = TrainBenchmark().warmup
+
+    @Option(help: "Page AdamW's moments under this many MiB (a state file in a temporary folder).")
+    var pagedBudget: Int?
+
+    @Option(help: "The peer's device: cpu (fp32 compute) or cuda (bf16 compute, paged AdamW: the QLoRA recipe).")
+    var peerDevice: String = TrainBenchmark().peerDevice
+
+    @Option(help: "The peer's bases, comma-separated: nf4 (bitsandbytes NF4 + double quant), bf16 (plain LoRA on a bf16 base; cuda only).")
+    var peers: String = TrainBenchmark().peers.joined(separator: ",")
+
     @Flag(help: .hidden)
     var child = false
 
@@ -83,6 +113,13 @@ struct TrainBench: ParsableCommand {
         b.threads = threads
         b.checkpointing = checkpointing
         b.backend = backend
+        b.modelShape = modelShape
+        b.layers = layers
+        b.rank = rank
+        b.warmup = warmup
+        b.pagedBudgetMiB = pagedBudget
+        b.peerDevice = peerDevice
+        b.peers = peers.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
         b.child = child
         return b
     }
