@@ -158,7 +158,12 @@ func temporaryDirectory() throws -> URL {
     /// The same run on `ReferenceBackend` (the scalar definitions) through the same model code: the data stages
     /// stay up to date (they do not compute on a backend), train, evaluate and package rerun because the backend is
     /// part of their fingerprint, and the losses agree with the CPU backend's within 1e-4 relative.
+    ///
+    /// Skipped under ThreadSanitizer (`QLORA_SANITIZER=thread`, set by scripts/sanitize.sh): `ReferenceBackend` is
+    /// single-threaded scalar code, so TSan has nothing to find in it, and instrumented it takes hours on SmolLM2;
+    /// the pipeline code around it is the CPU run's above, which TSan does check.
     func checkReferenceBackend(_ runDir: String) throws {
+        if ProcessInfo.processInfo.environment["QLORA_SANITIZER"] == "thread" { return }
         let refDir = runDir + "-reference"
         try FileManager.default.copyItem(atPath: runDir, toPath: refDir)
         defer { try? FileManager.default.removeItem(atPath: refDir) }
