@@ -13,8 +13,13 @@
 #       environment; the ops check on the CPU; every CUDA op against the scalar reference (qlora bench ops); compute-sanitizer memcheck of the
 #       same; the check pipeline on CUDA against the CPU's losses (fp32: 1e-4 relative); kill -9 during training
 #       and resume, byte-identical to an uninterrupted run. About 3 minutes on an H100 once started.
-# Not yet in it (docs/CUDA.md): bf16 compute, the paged optimizer under a budget, the PyTorch peers and the 1B/8B/70B
-# benchmark shapes.
+#   scripts/gpu-check.sh bench OUT
+#       There, after `run` (a second call: one command may run 10 minutes): `qlora bench train --backend cuda` on
+#       random-weight Llama-3.2-1B and Llama-3-8B shapes (seq 2048, batch 4) next to PyTorch + peft on the same GPU
+#       (bitsandbytes NF4 + double quant + paged AdamW with bf16 compute, and plain LoRA on a bf16 base; the slim
+#       bitsandbytes comes in the bundle), and one step of a Llama-2-70B shape (r=64, seq 512, batch 1,
+#       checkpointing, paged AdamW) for its peak device memory. About 8 minutes, each shape under its own timeout.
+# Not yet in it (docs/CUDA.md): bf16 compute on our side, the paged optimizer under a budget on the GPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUNDLE=.gpu-check
@@ -52,6 +57,8 @@ build() {
     rm "$BUNDLE.new/payload/check.abs.yaml"
     cp "$work/cpu/train/metrics.jsonl" "$BUNDLE.new/cpu-train-metrics.jsonl"
     rm -rf "$work"
+    echo "== slim bitsandbytes (the PyTorch peer's; the GPU machine has none)"
+    python3 scripts/fetch_slim_bitsandbytes.py "$BUNDLE.new/payload/pylib"
     tar -C "$BUNDLE.new/payload" -cf - . | xz -T0 -6 > "$BUNDLE.new/payload.tar.xz"
     rm -rf "$BUNDLE.new/payload"
     rm -rf "$BUNDLE" && mv "$BUNDLE.new" "$BUNDLE"
@@ -72,15 +79,37 @@ build() {
     else
         echo "FAIL: the dry run did not end with the no-driver line (rc $rc)"; exit 1
     fi
+    # The benchmark's command lines, shrunk to one block and a few tokens, on this CPU with the bundle's
+    # bitsandbytes: a wrong flag or a peer that cannot build its random model fails here, not on the GPU's clock.
+    local py=.venv-torch/bin/python
+    if [ -x "$py" ]; then
+        echo "== benchmark command lines, dry run on the CPU (one block, 32 tokens)"
+        local pylib
+        pylib=$(mktemp -d /tmp/gpu-check-pylib.XXXXXX)
+        xz -dc "$BUNDLE/payload.tar.xz" | tar -C "$pylib" -xf - ./pylib
+        for shape in llama-3.2-1b llama3-8b llama2-70b; do
+            PYTHONPATH="$pylib/pylib" .build-static/release/qlora bench train --backend cpu --model-shape "$shape" --layers 1 \
+                --seq 32 --batch 1 --warmup 0 --steps 1 --checkpointing on --python "$py" --peer-device cpu --peers nf4 \
+                > "$out/bench-dry-$shape.log" 2>&1
+            if grep -q "^peer   NF4" "$out/bench-dry-$shape.log" && grep -q "^qlora  NF4" "$out/bench-dry-$shape.log"; then
+                echo "  $shape: ours and the peer ran"
+            else
+                echo "FAIL: the benchmark dry run of $shape:"; cat "$out/bench-dry-$shape.log"; exit 1
+            fi
+        done
+        rm -rf "$pylib"
+    else
+        echo "== benchmark dry run skipped: no $py (scripts/reference/setup_torch_venv.sh makes it)"
+    fi
 }
 
-# run OUT: the stages, on the GPU machine.
-run() {
-    local OUT=$1
+# unpack OUT: the bundle unpacked under OUT and the environment the stages run in (both subcommands).
+unpack() {
+    OUT=$1
     mkdir -p "$OUT"
-    local SUMMARY=$OUT/summary.txt
-    : > "$SUMMARY"
-    local BIN=$OUT/bin W=$OUT/work
+    SUMMARY=$OUT/summary.txt
+    touch "$SUMMARY"
+    BIN=$OUT/bin W=$OUT/work
     mkdir -p "$BIN" "$W"
     xz -dc "$BUNDLE/qlora.xz" > "$BIN/qlora" && chmod +x "$BIN/qlora"
     xz -dc "$BUNDLE/payload.tar.xz" | tar -C "$W" -xf -
@@ -94,7 +123,9 @@ paths = site.getsitepackages() + [site.getusersitepackages()] + sys.path
 print(":".join(sorted({d for p in paths for d in glob.glob(p + "/nvidia/*/lib")})))' 2>/dev/null || true)
     export QLORA_CUDA_LIBRARY_PATH="${QLORA_CUDA_LIBRARY_PATH:+$QLORA_CUDA_LIBRARY_PATH:}$wheels"
     export QLORA_KERNEL_CACHE="$OUT/kernel-cache"
-    local Q=$BIN/qlora
+    # The peer's bitsandbytes (slim, from the bundle) ahead of any other.
+    export PYTHONPATH="$W/pylib${PYTHONPATH:+:$PYTHONPATH}"
+    Q=$BIN/qlora
 
     # stage NAME SECONDS COMMAND...: runs it under timeout, its output to OUT/NAME.log, a summary block appended.
     stage() {
@@ -107,6 +138,12 @@ print(":".join(sorted({d for p in paths for d in glob.glob(p + "/nvidia/*/lib")}
         return $rc
     }
 
+}
+
+# run OUT: the checks, on the GPU machine.
+run() {
+    unpack "$1"
+    : > "$SUMMARY"
     stage environment 60 bash -c "nvidia-smi -L 2>&1 || true; uname -a; ldd --version | head -1; echo QLORA_CUDA_LIBRARY_PATH=\$QLORA_CUDA_LIBRARY_PATH; '$Q' devices"
     # The harness itself, on this machine's CPU (so a failure below is the GPU's, not the bundle's).
     stage ops-cpu 120 "$Q" bench ops --backend cpu --against reference
@@ -139,12 +176,29 @@ PY"
         '$Q' run '$W/resume.yaml' --backend cuda --run-dir '$OUT/resume-b' --ci | grep -i 'resum' | head -3
         cmp '$OUT/resume-a/train/adapter_model.safetensors' '$OUT/resume-b/train/adapter_model.safetensors' \
             && echo 'resumed run: adapter byte-identical to the uninterrupted one'"
-    echo "benchmark: not yet (docs/CUDA.md)" >> "$SUMMARY"
-    echo "done" >> "$SUMMARY"
+    echo "checks done" >> "$SUMMARY"
+}
+
+# bench OUT: the benchmark, on the GPU machine (after run, or alone).
+bench() {
+    unpack "$1"
+    if ! nvidia-smi -L > /dev/null 2>&1; then
+        echo "no CUDA driver: the benchmark needs a GPU" >> "$SUMMARY"
+        return 0
+    fi
+    local common=(bench train --backend cuda --python python3 --peer-device cuda --checkpointing on)
+    stage bench-llama-3.2-1b 200 "$Q" "${common[@]}" --model-shape llama-3.2-1b --seq 2048 --batch 4 --warmup 2 --steps 8 \
+        --peers nf4,bf16
+    stage bench-llama2-70b 170 "$Q" "${common[@]}" --model-shape llama2-70b --rank 64 --seq 512 --batch 1 --warmup 0 --steps 1 \
+        --paged-budget 1024 --peers nf4
+    stage bench-llama3-8b 170 "$Q" "${common[@]}" --model-shape llama3-8b --seq 2048 --batch 4 --warmup 1 --steps 3 \
+        --peers nf4,bf16
+    echo "benchmark done" >> "$SUMMARY"
 }
 
 case "${1:-}" in
     build) build ;;
     run) [ $# -eq 2 ] || { echo "usage: $0 run OUT"; exit 2; }; run "$2"; cat "$2/summary.txt" ;;
-    *) echo "usage: $0 build | run OUT"; exit 2 ;;
+    bench) [ $# -eq 2 ] || { echo "usage: $0 bench OUT"; exit 2; }; bench "$2"; cat "$2/summary.txt" ;;
+    *) echo "usage: $0 build | run OUT | bench OUT"; exit 2 ;;
 esac

@@ -13,17 +13,38 @@ public struct BenchFailure: Error, CustomStringConvertible, Sendable {
 }
 
 /// Runs `process` and parses the last line of its stdout as a JSON object (how every bench child and peer script
-/// reports). `quiet` drops its stderr; otherwise it goes to ours (a peer's progress and warnings).
+/// reports). `quiet` keeps its stderr out of ours (in a temporary file, whose last lines a failure quotes: a
+/// traceback, an out-of-memory message); otherwise it goes to ours (a peer's progress and warnings).
 func runForJSON(_ process: Process, what: String, quiet: Bool = true) throws -> [String: Any] {
     let pipe = Pipe()
     process.standardOutput = pipe
-    if quiet { process.standardError = FileHandle.nullDevice }
+    var errors: (url: URL, handle: FileHandle)?
+    if quiet {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("qlora-bench-\(getpid())-\(UUID().uuidString).stderr")
+        if FileManager.default.createFile(atPath: url.path, contents: nil), let handle = try? FileHandle(forWritingTo: url) {
+            errors = (url, handle)
+            process.standardError = handle
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
+    }
+    defer {
+        if let errors {
+            try? errors.handle.close()
+            try? FileManager.default.removeItem(at: errors.url)
+        }
+    }
     do { try process.run() } catch { throw BenchFailure("\(what): cannot run \(process.executableURL?.path ?? "?"): \(error)") }
     let output = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     guard process.terminationStatus == 0, let line = output.split(separator: 0x0A).last,
           let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
-        throw BenchFailure("\(what) failed (exit \(process.terminationStatus)): \(String(decoding: output, as: UTF8.self))")
+        var message = "\(what) failed (exit \(process.terminationStatus)): \(String(decoding: output, as: UTF8.self))"
+        if let errors, let data = try? Data(contentsOf: errors.url), !data.isEmpty {
+            let tail = String(decoding: data, as: UTF8.self).split(separator: "\n").suffix(15).joined(separator: "\n")
+            message += "\nits stderr ended with:\n" + tail
+        }
+        throw BenchFailure(message)
     }
     return object
 }

@@ -65,11 +65,16 @@ public struct TrainBenchmark: Sendable {
             print("model: \(modelShape) shape with random NF4 weights (\(c.layers) blocks, hidden \(c.hiddenSize), vocabulary \(c.vocabSize)); "
                 + "the peer builds the same shape with random weights")
         }
-        print("our backend: \(try Backends.make(backend, threads: threads).summary)")
+        let made = try Backends.make(backend, threads: threads)
+        print("our backend: \(made.summary)")
 
-        let ceiling = sgemmCeiling(threads: threads)
-        print(String(format: "sgemm ceiling (2048³ through CPUBackend.matmulTransposed, median of 5): %.1f GFLOP/s", ceiling))
-        printGEMMKernelLine()
+        // The ceiling is the CPU's sgemm: a device backend's GFLOP/s are printed without a share of it.
+        let onCPU = !(made.backend is any DeviceMemoryReporting)
+        let ceiling = onCPU ? sgemmCeiling(threads: threads) : .nan
+        if onCPU {
+            print(String(format: "sgemm ceiling (2048³ through CPUBackend.matmulTransposed, median of 5): %.1f GFLOP/s", ceiling))
+            printGEMMKernelLine()
+        }
 
         var rows: [(name: String, r: [String: Any])] = []
         for on in settings {
@@ -105,7 +110,7 @@ public struct TrainBenchmark: Sendable {
             let peak = (r["peak_rss_bytes"] as? NSNumber)?.int64Value ?? 0
             let trainPeak = (r["train_peak_rss_bytes"] as? NSNumber)?.int64Value
             let cells: [String] = [formatBytes(peak), trainPeak.map(formatBytes) ?? "-", gflops.map { String(format: "%.1f", $0) } ?? "-",
-                                   gflops.map { String(format: "%.0f%%", $0 / ceiling * 100) } ?? "-"]
+                                   gflops.flatMap { ceiling.isNaN ? nil : String(format: "%.0f%%", $0 / ceiling * 100) } ?? "-"]
             var line = name.padding(toLength: 40, withPad: " ", startingAt: 0) + String(format: "%8.1f %8.2f", tps, stepSeconds)
             for cell in cells { line += String(repeating: " ", count: max(1, 11 - cell.count)) + cell }
             if onDevice {
