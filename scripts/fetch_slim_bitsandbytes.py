@@ -7,9 +7,10 @@ Usage (from anywhere; used by scripts/gpu-check.sh build):
 
 The GPU machine has PyTorch, transformers and peft but no bitsandbytes, and no network. The wheel (pinned by sha256,
 downloaded with pip into .cache/wheels/) holds one native library per CUDA/ROCm/XPU version, 43 MB in all; this
-keeps the Python package, the CPU library and the CUDA 12.8, 13.0 and 13.2 libraries (about 10 MB with xz), so the
-peer runs with whichever of those CUDA versions the machine's torch was built for. OUT_DIR/bitsandbytes/ is then
-importable with PYTHONPATH=OUT_DIR. Standard library only.
+keeps the Python package, the CPU library and the CUDA 12.8 and 13.0 libraries (about 7 MB with xz: what fits beside
+the repository and the rest of the bundle in the 64 MiB a call carries), so the peer runs with a torch built for CUDA
+12.x or 13.x (bitsandbytes picks the library of torch's CUDA version; gpu-check.sh sets BNB_CUDA_VERSION to 128 or 130
+when that one is missing). OUT_DIR/bitsandbytes/ is then importable with PYTHONPATH=OUT_DIR. Standard library only.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ WHEEL = {
     "filename": "bitsandbytes-0.50.2-py3-none-manylinux_2_24_x86_64.whl",
     "sha256": "55348a9a4a21bfd99cf8c7b32fe67b4030ae5c2a05738e03c1747f65fa6ec283",
 }
-KEPT_LIBRARIES = {"libbitsandbytes_cpu.so", "libbitsandbytes_cuda128.so", "libbitsandbytes_cuda130.so",
-                  "libbitsandbytes_cuda132.so"}
+KEPT_LIBRARIES = {"libbitsandbytes_cpu.so", "libbitsandbytes_cuda128.so", "libbitsandbytes_cuda130.so"}
 
 
 def extract(whl: Path, out: Path) -> int:

@@ -62,11 +62,13 @@ build() {
     tar -C "$BUNDLE.new/payload" -cf - . | xz -T0 -6 > "$BUNDLE.new/payload.tar.xz"
     rm -rf "$BUNDLE.new/payload"
     rm -rf "$BUNDLE" && mv "$BUNDLE.new" "$BUNDLE"
-    local size
+    local size tree
     size=$(du -sb "$BUNDLE" | cut -f1)
-    echo "bundle: $BUNDLE, $size bytes ($((size / 1024 / 1024)) MiB; limit 64 MiB)"
+    # A call carries the working tree (tracked and untracked, not ignored files) and the bundle: together under 64 MiB.
+    tree=$( (git ls-files -z; git ls-files -z -o --exclude-standard) | xargs -0 du -cb 2>/dev/null | awk '$2 == "total" {t += $1} END {print t + 0}')
+    echo "bundle: $BUNDLE, $size bytes ($((size / 1024 / 1024)) MiB); with the working tree's $tree bytes: $(((size + tree) / 1024 / 1024)) MiB of the 64 MiB a call carries"
     ls -la "$BUNDLE"
-    if [ "$size" -ge "$LIMIT" ]; then echo "FAIL: the bundle is over 64 MiB"; exit 1; fi
+    if [ $((size + tree)) -ge "$LIMIT" ]; then echo "FAIL: the bundle and the working tree are over 64 MiB"; exit 1; fi
     set +e
     echo "== dry run here"
     local out
@@ -186,6 +188,15 @@ bench() {
         echo "no CUDA driver: the benchmark needs a GPU" >> "$SUMMARY"
         return 0
     fi
+    # bitsandbytes loads the library of torch's CUDA version; the slim copy has 12.8 and 13.0 (fetch_slim_bitsandbytes.py).
+    local torch_cuda
+    torch_cuda=$(python3 -c 'import torch; print(torch.version.cuda or "")' 2>/dev/null)
+    case "$torch_cuda" in
+        12.8|13.0|"") ;;
+        12.*) export BNB_CUDA_VERSION=128 ;;
+        13.*) export BNB_CUDA_VERSION=130 ;;
+    esac
+    echo "torch CUDA ${torch_cuda:-?}; BNB_CUDA_VERSION=${BNB_CUDA_VERSION:-unset}" >> "$SUMMARY"
     local common=(bench train --backend cuda --python python3 --peer-device cuda --checkpointing on)
     stage bench-llama-3.2-1b 200 "$Q" "${common[@]}" --model-shape llama-3.2-1b --seq 2048 --batch 4 --warmup 2 --steps 8 \
         --peers nf4,bf16

@@ -65,23 +65,24 @@ public struct TrainBenchmark: Sendable {
             print("model: \(modelShape) shape with random NF4 weights (\(c.layers) blocks, hidden \(c.hiddenSize), vocabulary \(c.vocabSize)); "
                 + "the peer builds the same shape with random weights")
         }
-        let made = try Backends.make(backend, threads: threads)
-        print("our backend: \(made.summary)")
-
-        // The ceiling is the CPU's sgemm: a device backend's GFLOP/s are printed without a share of it.
-        let onCPU = !(made.backend is any DeviceMemoryReporting)
-        let ceiling = onCPU ? sgemmCeiling(threads: threads) : .nan
-        if onCPU {
-            print(String(format: "sgemm ceiling (2048³ through CPUBackend.matmulTransposed, median of 5): %.1f GFLOP/s", ceiling))
-            printGEMMKernelLine()
-        }
-
+        // Our configurations first, each in its own child: the backend is made there, never here (a device
+        // backend's context would otherwise hold device memory beside the child's).
         var rows: [(name: String, r: [String: Any])] = []
         for on in settings {
             let name = "qlora  NF4+DQ fp32\(pagedBudgetMiB == nil ? "" : " paged"), checkpointing \(on ? "on " : "off")"
             do { rows.append((name, try runOurs(threads: threads, checkpointing: on))) } catch {
                 print("\(name): failed: \(error)")
             }
+        }
+        guard !rows.isEmpty else { throw BenchFailure("none of our configurations ran (above)") }
+        if let summary = rows.first?.r["backend"] as? String { print("our backend: \(summary)") }
+
+        // The ceiling is the CPU's sgemm: a device backend's GFLOP/s are printed without a share of it.
+        let onCPU = rows.first?.r["device_backend"] as? Bool != true
+        let ceiling = onCPU ? sgemmCeiling(threads: threads) : .nan
+        if onCPU {
+            print(String(format: "sgemm ceiling (2048³ through CPUBackend.matmulTransposed, median of 5): %.1f GFLOP/s", ceiling))
+            printGEMMKernelLine()
         }
         var peerRows: [(name: String, r: [String: Any])] = []
         if !noPeer {
@@ -213,7 +214,8 @@ public struct TrainBenchmark: Sendable {
     // MARK: Child side
 
     private func runChild(threads: Int, checkpointing: Bool) throws {
-        let backend = try Backends.make(self.backend, threads: threads).backend
+        let made = try Backends.make(self.backend, threads: threads)
+        let backend = made.backend
         let t0 = Date()
         let config: LlamaConfig, weights: LlamaWeights
         if let modelShape, let shape = ModelShape.preset(modelShape) {
@@ -287,6 +289,8 @@ public struct TrainBenchmark: Sendable {
             "losses": losses,
             "setup_s": setupSeconds,
             "threads": threads,
+            "backend": made.summary,
+            "device_backend": backend is any DeviceMemoryReporting,
             "flops_per_step_no_recompute": flops.forward + flops.backward,
             "flops_recompute": flops.recompute,
         ]
