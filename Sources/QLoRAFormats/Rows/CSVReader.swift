@@ -88,6 +88,12 @@ public struct CSVReader {
         // Skipping an overlong record: its bytes are dropped as they are parsed, and `recordStart` goes on counting
         // from where the record began (it becomes negative), so `end - recordStart` is still the record's length.
         var skipping = false
+        // The last byte a skipping refill dropped: while skipping, a field can start before the buffer (its index
+        // negative), and the byte before index 0 (a CR before the LF that ends the record) is this one.
+        var lastDropped: UInt8 = 0
+
+        /// The byte before index `i` of the buffer, `i` > 0 or the last dropped one.
+        func byte(before i: Int, _ base: UnsafePointer<UInt8>) -> UInt8 { i > 0 ? base[i - 1] : lastDropped }
 
         func fail(_ kind: ReaderError.Kind, _ line: Int) -> ReaderError {
             ReaderError(path: path, line: line, kind: kind)
@@ -147,7 +153,9 @@ public struct CSVReader {
             if i == input.count {
                 if input.isAtEOF { break }
                 if tooLong != nil, skipping || input.count - recordStart > input.maxRetained { skipping = true }
-                let shift = try input.refill(keepingFrom: skipping ? input.count : recordStart, line: recordLine)
+                let keep = skipping ? input.count : recordStart
+                if keep > 0 { lastDropped = input[keep - 1] }
+                let shift = try input.refill(keepingFrom: keep, line: recordLine)
                 i -= shift
                 recordStart -= shift
                 fieldStart -= shift
@@ -181,7 +189,7 @@ public struct CSVReader {
                     state = .fieldStart
                     i += 1
                 } else {
-                    let end = i > fieldStart && base[i - 1] == 0x0D ? i - 1 : i
+                    let end = i > fieldStart && byte(before: i, base) == 0x0D ? i - 1 : i
                     addField(fieldStart, end, quoted: false)
                     line += 1
                     i += 1
@@ -224,18 +232,21 @@ public struct CSVReader {
                 i += 1
             }
         }
-        let end = input.count
+        var end = input.count
+        let next = end
         switch state {
         case .fieldStart:
             guard !ranges.isEmpty else { return }
             addField(end, end, quoted: false)
         case .unquoted:
-            addField(fieldStart, end > fieldStart && input[end - 1] == 0x0D ? end - 1 : end, quoted: false)
+            // A CR before the end of the file ends the record as it would before an LF.
+            if end > fieldStart && byte(before: end, input.base.assumingMemoryBound(to: UInt8.self)) == 0x0D { end -= 1 }
+            addField(fieldStart, end, quoted: false)
         case .quoted:
             throw fail(.unterminatedQuotedField, quoteLine)
         case .quoteSeen, .crAfterQuote:
             addField(fieldStart, closingQuote, quoted: true)
         }
-        try finishRecord(end: end, next: end)
+        try finishRecord(end: end, next: next)
     }
 }
