@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 SWIFT_FLAGS := -c release -Xswiftc -enable-testing
 QLORA := .build/release/qlora
-APT_PACKAGES := zlib1g-dev libopenblas-dev libarchive-dev python3 python3-yaml python3-numpy python3-venv openmpi-bin shellcheck
+APT_PACKAGES := zlib1g-dev libopenblas-dev libarchive-dev python3 python3-yaml python3-numpy python3-venv openmpi-bin shellcheck binutils xz-utils
 FUZZ_SECONDS ?= 600
 
 .PHONY: setup deps data build run test crash-test fault-inject fuzz sanitize bench clean
@@ -35,7 +35,9 @@ run: build
 # one process and the rendered Slurm/Kubernetes job files through their validators (docs/DISTRIBUTED.md), hadolint
 # on the Dockerfile, and the image
 # proven with podman (scripts/container-smoke.sh); then every fuzz target for 30 s and 24 random kills with the
-# disk-full, read-only and corruption checks (docs/RELIABILITY.md).
+# disk-full, read-only and corruption checks (docs/RELIABILITY.md); last, the GPU check's bundle (a static qlora, its
+# libraries, a tiny model, the slim bitsandbytes) built, sized against the 64 MiB a GPU-machine call carries and
+# dry-run here, where it must stop at the missing driver (docs/CUDA.md).
 test: deps
 	python3 scripts/fetch_model.py
 	python3 scripts/fetch_cuda_toolchain.py
@@ -50,6 +52,7 @@ test: deps
 	scripts/lint-dockerfile.sh
 	python3 scripts/check-ci-examples.py $(QLORA)
 	scripts/container-smoke.sh
+	scripts/gpu-check.sh build
 
 crash-test: build
 	scripts/crash-test.sh $(QLORA)

@@ -18,7 +18,8 @@
 #       random-weight Llama-3.2-1B and Llama-3-8B shapes (seq 2048, batch 4) next to PyTorch + peft on the same GPU
 #       (bitsandbytes NF4 + double quant + paged AdamW with bf16 compute, and plain LoRA on a bf16 base; the slim
 #       bitsandbytes comes in the bundle), and one step of a Llama-2-70B shape (r=64, seq 512, batch 1,
-#       checkpointing, paged AdamW) for its peak device memory. About 8 minutes, each shape under its own timeout.
+#       checkpointing, paged AdamW) for its peak device memory. At most 9 minutes: each shape has its own timeout
+#       (200 + 170 + 170 s), within the 10 minutes one call may run.
 # Not yet in it (docs/CUDA.md): bf16 compute on our side, the paged optimizer under a budget on the GPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
