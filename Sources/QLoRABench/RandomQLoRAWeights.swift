@@ -64,7 +64,7 @@ public enum RandomQLoRAWeights {
     /// `count` values uniform in ±std·√3 (standard deviation `std`).
     static func uniform(count: Int, std: Float, seed: UInt64) -> [Float] {
         var values = [Float](repeating: 0, count: count)
-        let width = std * 3.0.squareRoot().float
+        let width = std * Float(3).squareRoot()
         fill(&values, seed: seed) { rng in width * (2 * unit(&rng) - 1) }
         return values
     }
@@ -86,8 +86,4 @@ public enum RandomQLoRAWeights {
 
     /// Uniform in [0, 1) from 24 random bits.
     private static func unit(_ rng: inout SeededGenerator) -> Float { Float(rng.next() >> 40) / Float(1 << 24) }
-}
-
-private extension Double {
-    var float: Float { Float(self) }
 }

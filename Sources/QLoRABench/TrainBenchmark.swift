@@ -21,6 +21,8 @@ public struct TrainBenchmark: Sendable {
     /// A published shape (`ModelShape.presets`) with random NF4 weights instead of `model` (`RandomQLoRAWeights`);
     /// the peer builds the same shape with random weights instead of loading `peerModel`.
     public var modelShape: String?
+    /// The preset `modelShape` names (nil without one, or for an unknown name, which `validate` refuses).
+    var shape: ModelShape? { modelShape.flatMap(ModelShape.preset) }
     /// Overrides the shape's number of blocks (a short dry run of a large shape).
     public var layers: Int?
     public var rank: Int = 16
@@ -42,7 +44,7 @@ public struct TrainBenchmark: Sendable {
         guard seq > 1, batch > 0, steps > 0, warmup >= 0, rank > 0 else {
             throw BenchFailure("--seq > 1, --batch > 0, --steps > 0, --warmup >= 0 and --rank > 0")
         }
-        if let modelShape, ModelShape.preset(modelShape) == nil {
+        if let modelShape, shape == nil {
             throw BenchFailure("--model-shape \(modelShape): not one of \(ModelShape.presets.map(\.name).joined(separator: ", "))")
         }
         if let layers, layers < 1 { throw BenchFailure("--layers must be at least 1") }
@@ -60,8 +62,8 @@ public struct TrainBenchmark: Sendable {
         let loadStart = loadAverage()
         print(String(format: "train benchmark: seq %d × batch %d, LoRA r=%d, %d thread(s), %d warm-up + median of %d steps; load average %@ at start",
                      seq, batch, rank, threads, warmup, steps, loadStart))
-        if let modelShape {
-            let c = RandomQLoRAWeights.config(ModelShape.preset(modelShape)!, layers: layers)
+        if let modelShape, let shape {
+            let c = RandomQLoRAWeights.config(shape, layers: layers)
             print("model: \(modelShape) shape with random NF4 weights (\(c.layers) blocks, hidden \(c.hiddenSize), vocabulary \(c.vocabSize)); "
                 + "the peer builds the same shape with random weights")
         }
@@ -186,7 +188,7 @@ public struct TrainBenchmark: Sendable {
     private func runPeer(threads: Int, checkpointing: Bool, base: String) -> [String: Any]? {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        var arguments = ["scripts/reference/train_peer.py", modelShape.flatMap(ModelShape.preset).map(Self.peerShape) ?? peerModel,
+        var arguments = ["scripts/reference/train_peer.py", shape.map(Self.peerShape) ?? peerModel,
                          "--gradient-checkpointing", checkpointing ? "on" : "off", "--threads", "\(threads)", "--seq", "\(seq)",
                          "--batch", "\(batch)", "--steps", "\(steps)", "--warmup", "\(warmup)", "--rank", "\(rank)",
                          "--device", peerDevice, "--base", base]
@@ -218,7 +220,7 @@ public struct TrainBenchmark: Sendable {
         let backend = made.backend
         let t0 = Date()
         let config: LlamaConfig, weights: LlamaWeights
-        if let modelShape, let shape = ModelShape.preset(modelShape) {
+        if let shape {
             config = RandomQLoRAWeights.config(shape, layers: layers)
             weights = RandomQLoRAWeights.make(config, seed: 7)
         } else {

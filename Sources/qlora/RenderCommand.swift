@@ -66,11 +66,7 @@ struct RenderCommand: ParsableCommand {
         options.volumeClaim = volumeClaim
         options.runs = runs
         do {
-            options.grid = try grid.map { axis in
-                guard let eq = axis.firstIndex(of: "=") else { throw RenderError("--grid \(axis): expected key.path=value1,value2") }
-                let values = axis[axis.index(after: eq)...].split(separator: ",").map(String.init)
-                return (String(axis[..<eq]), values)
-            }
+            options.grid = try grid.map(JobRenderer.axis)
             // Every point must make a valid spec: checked now, not when the job starts on the cluster.
             for point in try JobRenderer.points(options.grid) where !point.settings.isEmpty {
                 _ = try JobSpec.load(path: spec, overrides: point.settings)

@@ -56,6 +56,10 @@ import Yams
                                        "learning_rate-3e-4_lora_rank-8", "learning_rate-3e-4_lora_rank-16"])
         #expect(points[3].settings == ["training.learning_rate=3e-4", "lora.lora_rank=16"])
         #expect(try JobRenderer.points([]).map(\.name) == [""])
+        let axis = try JobRenderer.axis("training.learning_rate=1e-4,3e-4")
+        #expect(axis.key == "training.learning_rate" && axis.values == ["1e-4", "3e-4"])
+        #expect(throws: RenderError.self) { try JobRenderer.axis("training.learning_rate") }
+        #expect(throws: RenderError.self) { try JobRenderer.points([try JobRenderer.axis("lora.lora_rank=")]) }
         #expect(JobRenderer.label("qlora-Tiny_run/1e-4") == "qlora-tiny-run-1e-4")
         #expect(JobRenderer.label(String(repeating: "a", count: 100)).count == 63)
     }

@@ -278,9 +278,10 @@ def random_model(shape: dict, device, base: str, compute, seed: int):
                                                    blocksize=64, module=new).to(device)
                 del w
                 setattr(parent, name, new)
-    # Everything else (embedding, norms, LM head) is still on the meta device: made here.
+    # Everything else (embedding, norms, LM head) is still on the meta device: made here (a tied LM head is the
+    # embedding, tied below, so it is not made twice).
     for module in model.modules():
-        if isinstance(module, (bnb.nn.Linear4bit, torch.nn.Linear)) and not module.weight.is_meta:
+        if cfg.tie_word_embeddings and module is model.lm_head:
             continue
         for name, p in list(module.named_parameters(recurse=False)):
             if not p.is_meta:

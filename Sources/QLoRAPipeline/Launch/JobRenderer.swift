@@ -41,6 +41,12 @@ public enum JobRenderer {
         public var settings: [String]
     }
 
+    /// One `--grid` axis, `key.path=value1,value2`.
+    public static func axis(_ argument: String) throws -> (key: String, values: [String]) {
+        guard let eq = argument.firstIndex(of: "=") else { throw RenderError("--grid \(argument): expected key.path=value1,value2") }
+        return (String(argument[..<eq]), argument[argument.index(after: eq)...].split(separator: ",").map(String.init))
+    }
+
     /// Every combination of the grid's values, in order (the last key varies fastest).
     public static func points(_ grid: [(key: String, values: [String])]) throws -> [Point] {
         var points = [Point(name: "", settings: [])]
