@@ -61,6 +61,10 @@ int qlora_cuda_open_driver(const char *path, qlora_cuda_driver *d, char *error, 
     RESOLVE(lib, path, d, cuLaunchKernel, "cuLaunchKernel");
     RESOLVE(lib, path, d, cuStreamCreate, "cuStreamCreate");
     RESOLVE(lib, path, d, cuStreamSynchronize, "cuStreamSynchronize");
+    RESOLVE(lib, path, d, cuStreamWaitEvent, "cuStreamWaitEvent");
+    RESOLVE(lib, path, d, cuEventCreate, "cuEventCreate");
+    RESOLVE(lib, path, d, cuEventRecord, "cuEventRecord");
+    RESOLVE(lib, path, d, cuEventDestroy, "cuEventDestroy_v2");
     RESOLVE(lib, path, d, cuGetErrorName, "cuGetErrorName");
     RESOLVE(lib, path, d, cuGetErrorString, "cuGetErrorString");
     return 0;

@@ -47,9 +47,15 @@ public struct BackendSelection: Sendable {
 /// The one place that knows every backend: makes the one a choice names, and lists those available (the
 /// conformance suites run on each). A new backend adds its module to Package.swift and a case here.
 public enum Backends {
-    /// The backend for `choice`, with `threads` worker threads (default: every core).
-    public static func make(_ choice: BackendChoice, threads: Int? = nil) throws -> BackendSelection {
+    /// The backend for `choice`, with `threads` worker threads (default: every core), its GEMMs in `precision` (nil:
+    /// the backend's default, bf16 on CUDA and fp32 elsewhere). A host backend asked for bf16 throws: it computes in
+    /// fp32 only, and running fp32 under a bf16 label would be a different training than the one asked for.
+    public static func make(_ choice: BackendChoice, threads: Int? = nil, precision: ComputePrecision? = nil) throws -> BackendSelection {
         let threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        if choice != .cuda, let precision, precision != .fp32 {
+            throw BackendUnavailable(description: "backend \(choice == .auto ? "auto (cpu here)" : choice.rawValue) computes in fp32 only; "
+                                     + "\(precision.rawValue) compute needs the CUDA backend (backend: cuda)")
+        }
         switch choice {
         case .auto:
             let cpu = try make(.cpu, threads: threads)
@@ -64,8 +70,10 @@ public enum Backends {
             do {
                 let context = try CUDAContext(device: 0)
                 let d = context.deviceInfo
-                return BackendSelection(backend: CUDABackend(context: context), name: "cuda", choice: .cuda, reason: "",
-                                        details: "\(d.name), \(context.architecture), driver \(probe.driver.version ?? "?"), fp32 compute")
+                let precision = precision ?? .bf16
+                return BackendSelection(backend: CUDABackend(context: context, precision: precision), name: "cuda", choice: .cuda, reason: "",
+                                        details: "\(d.name), \(context.architecture), driver \(probe.driver.version ?? "?"), "
+                                        + "\(precision == .bf16 ? "bf16 GEMMs with fp32 accumulation" : "fp32 compute (no TF32)")")
             } catch {
                 throw BackendUnavailable(description: "backend cuda: \(error)")
             }

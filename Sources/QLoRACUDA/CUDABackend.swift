@@ -60,9 +60,13 @@ final class CUDAFourBitStorage: TensorStorage, @unchecked Sendable {
 }
 
 /// The CUDA backend: every op of `Backend` on device memory, on one stream, with the kernels of Kernels/ and cuBLASLt
-/// GEMMs in fp32 (no TF32). Frozen 4-bit weights are dequantized into a reused scratch buffer right before their GEMM
-/// (one decode row takes the 4-bit GEMV instead). Determinism: one stream, fixed GEMM algorithms per shape, no
-/// floating-point atomics, fixed reduction orders in every kernel.
+/// GEMMs. `precision` is what the GEMMs read: bf16 (the default; the paper's compute dtype) or fp32 without TF32; they
+/// accumulate and write fp32 either way, and every other op computes in fp32. Frozen 4-bit weights are dequantized
+/// (straight to bf16 under bf16 compute) into a reused scratch buffer right before their GEMM (one decode row takes the
+/// 4-bit GEMV instead); fp32 activations are rounded to bf16 into scratch once per GEMM input (once for a q/k/v or
+/// gate/up group). Residual adds are the GEMM's β = 1 (the model accumulates o_proj and down_proj into the residual).
+/// Determinism: one stream, fixed GEMM algorithms per shape, no floating-point atomics, fixed reduction orders in
+/// every kernel.
 ///
 /// Status (docs/CUDA.md): compiled and reviewed, not yet run on a GPU; `Backends` makes it only when asked for by name
 /// (`auto` keeps the CPU) until the GPU check (scripts/gpu-check.sh) has passed on one.
@@ -71,13 +75,19 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     private let lock = NSLock()
     private var scratch: [String: CUDAStorage] = [:]
 
-    public init(context: CUDAContext) { self.context = context }
+    /// What the GEMMs read (see the type's comment).
+    public let precision: ComputePrecision
+
+    public init(context: CUDAContext, precision: ComputePrecision = .bf16) {
+        self.context = context
+        self.precision = precision
+    }
 
     public var storageTypes: Set<TensorType> { [.f32, .i32, .fourBit] }
 
     // MARK: Pointers and scratch
 
-    private func ptr(_ t: Tensor) -> qlora_CUdeviceptr {
+    func ptr(_ t: Tensor) -> qlora_CUdeviceptr {
         guard let s = t.storage as? CUDAStorage else { preconditionFailure("a tensor CUDABackend did not make (\(t.type) \(t.shape))") }
         return s.pointer + qlora_CUdeviceptr(t.offset * s.elementBytes)
     }
@@ -183,31 +193,50 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         return false
     }
 
+    /// A GEMM operand of `count` elements as cuBLASLt reads it: the fp32 tensor itself, or under bf16 compute its
+    /// round-to-nearest-even bf16 copy in the scratch buffer `slot`.
+    private func operand(_ t: Tensor, count: Int, _ slot: String) -> qlora_CUdeviceptr {
+        guard precision == .bf16 else { return ptr(t) }
+        let out = scratch(slot, bytes: count * 2)
+        context.launch("ql_cast_f32_bf16", grid: CUDAContext.gridFor(count), block: 256, [.pointer(ptr(t)), .pointer(out), .i64(count)])
+        return out
+    }
+
     public func matmulTransposed(_ a: Tensor, _ b: Tensor, _ c: Tensor, m: Int, n: Int, k: Int, accumulate: Bool) {
         if zeroIfEmpty(c, m: m, n: n, k: k, accumulate: accumulate) { return }
-        context.gemm(transA: true, transB: false, m: n, n: m, k: k, a: ptr(b), lda: k, b: ptr(a), ldb: k, d: ptr(c), ldd: n,
-                     beta: accumulate ? 1 : 0)
+        context.gemm(transA: true, transB: false, m: n, n: m, k: k, a: operand(b, count: n * k, "gemm a"), lda: k,
+                     b: operand(a, count: m * k, "gemm b"), ldb: k, d: ptr(c), ldd: n, beta: accumulate ? 1 : 0, operands: precision)
     }
 
     public func matmul(_ a: Tensor, _ b: Tensor, _ c: Tensor, m: Int, n: Int, k: Int, accumulate: Bool) {
         if zeroIfEmpty(c, m: m, n: n, k: k, accumulate: accumulate) { return }
-        context.gemm(transA: false, transB: false, m: n, n: m, k: k, a: ptr(b), lda: n, b: ptr(a), ldb: k, d: ptr(c), ldd: n,
-                     beta: accumulate ? 1 : 0)
+        context.gemm(transA: false, transB: false, m: n, n: m, k: k, a: operand(b, count: k * n, "gemm a"), lda: n,
+                     b: operand(a, count: m * k, "gemm b"), ldb: k, d: ptr(c), ldd: n, beta: accumulate ? 1 : 0, operands: precision)
     }
 
     public func matmulTransposedA(_ a: Tensor, _ b: Tensor, _ c: Tensor, m: Int, n: Int, k: Int, accumulate: Bool) {
         if zeroIfEmpty(c, m: m, n: n, k: k, accumulate: accumulate) { return }
-        context.gemm(transA: false, transB: true, m: n, n: m, k: k, a: ptr(b), lda: n, b: ptr(a), ldb: m, d: ptr(c), ldd: n,
-                     beta: accumulate ? 1 : 0)
+        context.gemm(transA: false, transB: true, m: n, n: m, k: k, a: operand(b, count: k * n, "gemm a"), lda: n,
+                     b: operand(a, count: k * m, "gemm b"), ldb: m, d: ptr(c), ldd: n, beta: accumulate ? 1 : 0, operands: precision)
     }
 
-    /// The fp32 weight a GEMM reads: the tensor itself, or a 4-bit weight dequantized into the scratch buffer.
+    /// The weight a GEMM reads, in `precision`: the tensor itself (fp32), its bf16 copy, or a 4-bit weight dequantized
+    /// into the scratch buffer (fp32 or bf16, bit-exact either way: qlora_math.h).
     private func dense(_ w: Tensor) -> qlora_CUdeviceptr {
-        guard let q = fourBit(w) else { return ptr(w) }
-        let out = scratch("dequantized weight", bytes: q.capacity * 4)
-        context.launch("ql_dequant4_f32", grid: CUDAContext.gridFor(q.capacity), block: 256,
+        guard let q = fourBit(w) else { return operand(w, count: w.count, "dense weight") }
+        let bf16 = precision == .bf16
+        let out = scratch("dequantized weight", bytes: q.capacity * (bf16 ? 2 : 4))
+        context.launch(bf16 ? "ql_dequant4_bf16" : "ql_dequant4_f32", grid: CUDAContext.gridFor(q.capacity), block: 256,
                        q.arguments + [.i64(q.capacity), .pointer(out)])
         return out
+    }
+
+    /// `y[rows, n] (+)= x·Wᵀ` for `x` already in GEMM form (`operand`).
+    private func linearGEMM(_ x: qlora_CUdeviceptr, _ w: Tensor, _ y: Tensor, rows: Int, accumulate: Bool) {
+        let (n, k) = (w.shape[0], w.count / max(w.shape[0], 1))
+        if zeroIfEmpty(y, m: rows, n: n, k: k, accumulate: accumulate) { return }
+        context.gemm(transA: true, transB: false, m: n, n: rows, k: k, a: dense(w), lda: k, b: x, ldb: k, d: ptr(y), ldd: n,
+                     beta: accumulate ? 1 : 0, operands: precision)
     }
 
     public func linear(_ x: Tensor, _ w: Tensor, _ y: Tensor, rows: Int, accumulate: Bool) {
@@ -217,21 +246,32 @@ public final class CUDABackend: Backend, @unchecked Sendable {
                            q.arguments + [.i64(n), .i64(k), .pointer(ptr(x)), .pointer(ptr(y)), .i32(accumulate ? 1 : 0)])
             return
         }
-        if zeroIfEmpty(y, m: rows, n: n, k: k, accumulate: accumulate) { return }
-        context.gemm(transA: true, transB: false, m: n, n: rows, k: k, a: dense(w), lda: k, b: ptr(x), ldb: k, d: ptr(y), ldd: n,
-                     beta: accumulate ? 1 : 0)
+        linearGEMM(operand(x, count: rows * k, "gemm input"), w, y, rows: rows, accumulate: accumulate)
     }
 
+    /// A group of projections of one input (q/k/v, gate/up): the input is rounded to bf16 once for all of them. (One
+    /// GEMM over the weights dequantized side by side would write a [rows, Σn] result that then has to be split into
+    /// the group's outputs: an extra pass over the largest activations, which costs more than the launches it saves
+    /// at training sizes.)
     public func linear(_ x: Tensor, _ ws: [Tensor], _ ys: [Tensor], rows: Int) {
         precondition(ws.count == ys.count)
-        for (w, y) in zip(ws, ys) { linear(x, w, y, rows: rows, accumulate: false) }
+        guard rows > 1, let first = ws.first else {
+            for (w, y) in zip(ws, ys) { linear(x, w, y, rows: rows, accumulate: false) }
+            return
+        }
+        let k = first.count / max(first.shape[0], 1)
+        let input = operand(x, count: rows * k, "gemm input")
+        for (w, y) in zip(ws, ys) {
+            precondition(w.count / max(w.shape[0], 1) == k, "a projection group's weights read inputs of different widths")
+            linearGEMM(input, w, y, rows: rows, accumulate: false)
+        }
     }
 
     public func linearBackwardInput(_ dy: Tensor, _ w: Tensor, _ dx: Tensor, rows: Int, accumulate: Bool) {
         let (n, k) = (w.shape[0], w.count / max(w.shape[0], 1))   // dx[rows, k] = dy[rows, n] · W[n, k]
         if zeroIfEmpty(dx, m: rows, n: k, k: n, accumulate: accumulate) { return }
-        context.gemm(transA: false, transB: false, m: k, n: rows, k: n, a: dense(w), lda: k, b: ptr(dy), ldb: n, d: ptr(dx), ldd: k,
-                     beta: accumulate ? 1 : 0)
+        context.gemm(transA: false, transB: false, m: k, n: rows, k: n, a: dense(w), lda: k, b: operand(dy, count: rows * n, "gemm input"),
+                     ldb: n, d: ptr(dx), ldd: k, beta: accumulate ? 1 : 0, operands: precision)
     }
 
     public func makeResident(_ w: Tensor) -> (any ResidentMatrix)? { nil }

@@ -1,5 +1,6 @@
 import CCUDA
 import Foundation
+import QLoRACore
 
 /// One GPU as the CUDA backend uses it: the driver, the device's primary context, one compute stream (every op, in
 /// order: results never depend on timing) and a copy stream, the kernels compiled for this GPU and loaded, and
@@ -25,6 +26,7 @@ public final class CUDAContext: @unchecked Sendable {
     private let lock = NSLock()
     private var algorithms: [String: qlora_cublasLtMatmulAlgo] = [:]
     private var counter = DeviceMemoryCounter()
+    private var cache = DeviceBlockCache()
 
     /// Opens GPU `device`, compiles (or takes from the cache) every kernel family for its architecture and loads them.
     public init(device: Int = 0, search: CUDALibrarySearch = .standard(), cacheDirectory: URL? = NVRTCCompiler.defaultCacheDirectory()) throws {
@@ -100,22 +102,42 @@ public final class CUDAContext: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// A device block of at least `bytes`: a cached one of its size class (`DeviceBlockCache`), else a new `cuMemAlloc`.
+    /// When the device is out of memory, the cache is handed back to the driver and the allocation tried once more.
+    /// Reusing a block freed earlier is safe without events because every op runs on the one compute stream, in
+    /// order (the paged optimizer's copies use blocks it keeps for itself).
     func allocate(bytes: Int) -> qlora_CUdeviceptr {
+        let size = DeviceBlockCache.sizeClass(bytes)
+        lock.lock()
+        let cached = cache.take(size)
+        counter.allocated(size)
+        lock.unlock()
+        if let cached { return cached }
         makeCurrent()
         var p: qlora_CUdeviceptr = 0
-        must(driver.api.cuMemAlloc(&p, max(bytes, 1)), "cuMemAlloc_v2(\(bytes) bytes)")
-        lock.lock()
-        counter.allocated(max(bytes, 1))
-        lock.unlock()
+        var status = driver.api.cuMemAlloc(&p, size)
+        if status == 2 {   // CUDA_ERROR_OUT_OF_MEMORY
+            releaseCache()
+            status = driver.api.cuMemAlloc(&p, size)
+        }
+        must(status, "cuMemAlloc_v2(\(size) bytes; \(memory.inUse) held by qlora)")
         return p
     }
 
+    /// Returns a block from `allocate(bytes:)` to the cache.
     func free(_ p: qlora_CUdeviceptr, bytes: Int) {
-        makeCurrent()
-        must(driver.api.cuMemFree(p), "cuMemFree_v2")
+        let size = DeviceBlockCache.sizeClass(bytes)
         lock.lock()
-        counter.freed(max(bytes, 1))
+        cache.put(p, size: size)
+        counter.freed(size)
         lock.unlock()
+    }
+
+    /// Hands every cached block back to the driver (after the stream has finished with them).
+    func releaseCache() {
+        synchronize()
+        let blocks = lock.withLock { cache.drain() }
+        for p in blocks { must(driver.api.cuMemFree(p), "cuMemFree_v2") }
     }
 
     func upload(_ bytes: UnsafeRawBufferPointer, to p: qlora_CUdeviceptr) {
@@ -182,12 +204,13 @@ public final class CUDAContext: @unchecked Sendable {
     /// Blocks for a grid-stride kernel over `count` items (at most 65 536 blocks; the kernels loop past that).
     static func gridFor(_ count: Int, block: Int = 256) -> Int { min(max(1, (count + block - 1) / block), 1 << 16) }
 
-    // MARK: GEMM (cuBLASLt, fp32 in and out, fp32 accumulation without TF32)
+    // MARK: GEMM (cuBLASLt: fp32 or bf16 operands, fp32 accumulation without TF32, fp32 out)
 
     /// Column-major `D[m, n] = α·op(A)·op(B) + β·C` with C = D: `a` is stored `[aRows, aCols]` (before op) with leading
-    /// dimension `lda`, likewise `b`; `d` is `[m, n]` with `ldd`.
+    /// dimension `lda`, likewise `b`; `d` is `[m, n]` with `ldd`. `operands` is the element type of `a` and `b` (bf16:
+    /// raw bf16 bits; the tensor cores multiply them exactly and accumulate in fp32); C and D are fp32 either way.
     func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: qlora_CUdeviceptr, lda: Int, b: qlora_CUdeviceptr, ldb: Int,
-              d: qlora_CUdeviceptr, ldd: Int, beta: Float) {
+              d: qlora_CUdeviceptr, ldd: Int, beta: Float, operands: ComputePrecision = .fp32) {
         makeCurrent()
         let api = lt.api
         func ok(_ s: qlora_cublasStatus, _ call: String) { if s != 0 { fatalError("CUDA backend: \(call): cuBLAS status \(s)") } }
@@ -197,16 +220,17 @@ public final class CUDAContext: @unchecked Sendable {
         var opA = Int32(transA ? QLORA_CUBLAS_OP_T : QLORA_CUBLAS_OP_N), opB = Int32(transB ? QLORA_CUBLAS_OP_T : QLORA_CUBLAS_OP_N)
         ok(api.cublasLtMatmulDescSetAttribute(desc, Int32(QLORA_CUBLASLT_MATMUL_DESC_TRANSA), &opA, 4), "TRANSA")
         ok(api.cublasLtMatmulDescSetAttribute(desc, Int32(QLORA_CUBLASLT_MATMUL_DESC_TRANSB), &opB, 4), "TRANSB")
-        func layout(_ rows: Int, _ cols: Int, _ ld: Int) -> qlora_cublasLtMatrixLayout? {
+        func layout(_ rows: Int, _ cols: Int, _ ld: Int, _ type: Int32) -> qlora_cublasLtMatrixLayout? {
             var l: qlora_cublasLtMatrixLayout?
-            ok(api.cublasLtMatrixLayoutCreate(&l, Int32(QLORA_CUDA_R_32F), UInt64(rows), UInt64(cols), Int64(ld)), "cublasLtMatrixLayoutCreate")
+            ok(api.cublasLtMatrixLayoutCreate(&l, type, UInt64(rows), UInt64(cols), Int64(ld)), "cublasLtMatrixLayoutCreate")
             return l
         }
-        let la = transA ? layout(k, m, lda) : layout(m, k, lda)
-        let lb = transB ? layout(n, k, ldb) : layout(k, n, ldb)
-        let ld = layout(m, n, ldd)
+        let input = Int32(operands == .bf16 ? QLORA_CUDA_R_16BF : QLORA_CUDA_R_32F), output = Int32(QLORA_CUDA_R_32F)
+        let la = transA ? layout(k, m, lda, input) : layout(m, k, lda, input)
+        let lb = transB ? layout(n, k, ldb, input) : layout(k, n, ldb, input)
+        let ld = layout(m, n, ldd, output)
         defer { [la, lb, ld].forEach { _ = api.cublasLtMatrixLayoutDestroy($0) } }
-        let key = "\(transA)\(transB) \(m) \(n) \(k) \(lda) \(ldb) \(ldd) \(beta != 0)"
+        let key = "\(operands) \(transA)\(transB) \(m) \(n) \(k) \(lda) \(ldb) \(ldd) \(beta != 0)"
         var algo = lock.withLock { algorithms[key] }
         if algo == nil {
             var pref: qlora_cublasLtMatmulPreference?

@@ -110,10 +110,43 @@ public protocol Backend: Sendable {
     func sumOfSquares(_ x: Tensor, count: Int) -> Double
 }
 
+/// What a backend's GEMMs read: fp32 operands (every backend; the CPU's only mode), or bf16 copies of them with fp32
+/// accumulation and fp32 results (the CUDA backend's default, as the QLoRA paper trains: `bnb_4bit_compute_dtype`
+/// bfloat16). Only the products change; every other op computes in fp32 either way.
+public enum ComputePrecision: String, Sendable, CaseIterable {
+    case fp32, bf16
+}
+
 /// A backend whose tensors live in device memory reports it: what its allocations hold now and at most since the
 /// last `resetDeviceMemoryPeak` (or since it was made). Host backends do not conform (their memory is the process's
 /// RSS).
 public protocol DeviceMemoryReporting {
     var deviceMemory: (inUse: Int, peak: Int) { get }
     func resetDeviceMemoryPeak()
+}
+
+/// A backend that pages AdamW's moments itself, between its device and host memory (the CUDA backend: pinned host
+/// memory and a copy stream). The trainer's paged AdamW (Sources/QLoRATraining/AdamW.swift) uses it when the backend
+/// has it, and `PagedFloatStore` (moments in a file-backed mapping, copied through the backend) otherwise.
+public protocol MomentPaging {
+    /// Zero moments (an m and a v) for tensors of `counts` elements, at most `budgetBytes` of them in device memory
+    /// (nil: all of them).
+    func makeMomentPager(counts: [Int], budgetBytes: Int?) -> any MomentPager
+}
+
+/// AdamW moments held by a `MomentPaging` backend. `update` runs `Backend.adamW` on every tensor, so a paged run
+/// matches an unpaged one bit for bit: only where the moments live between updates differs.
+public protocol MomentPager: AnyObject, Sendable {
+    /// Elements per tensor.
+    var counts: [Int] { get }
+    /// Tensors whose moments are written back to host memory after each update (0 when all fit the budget).
+    var streamedTensors: Int { get }
+    /// Write-backs to host memory so far.
+    var evictions: Int { get }
+    /// One AdamW update of every `params[i]` with `gradients[i]` and tensor i's moments.
+    func update(_ params: [Tensor], gradients: [Tensor], step: AdamWStep)
+    /// Tensor `index`'s moments (for checkpoints).
+    func moments(_ index: Int) -> (m: [Float], v: [Float])
+    /// Overwrites tensor `index`'s moments (restoring a checkpoint).
+    func setMoments(_ index: Int, m: [Float], v: [Float])
 }

@@ -27,10 +27,12 @@ public struct AdamW: Sendable {
 
     /// Where the moments live: tensors on the backend, or a `PagedFloatStore` (tensor `2i` = m of tensor `i`,
     /// `2i + 1` = its v) whose resident part is bounded, brought to the backend tensor by tensor for its update. The
-    /// arithmetic is the same either way, so a paged run matches an unpaged one bit for bit.
+    /// arithmetic is the same either way, so a paged run matches an unpaged one bit for bit. A backend that pages
+    /// moments itself (`MomentPaging`: the CUDA backend, pinned host memory and a copy stream) holds them instead.
     enum Storage: @unchecked Sendable {
         case resident(m: AdapterTensors, v: AdapterTensors)
         case paged(PagedFloatStore, scratchM: Tensor, scratchV: Tensor)
+        case device(any MomentPager)
     }
 
     public var parameters: Parameters
@@ -46,11 +48,16 @@ public struct AdamW: Sendable {
         storage = .resident(m: AdapterTensors(zerosLike: weights), v: AdapterTensors(zerosLike: weights))
     }
 
-    /// Paged state in a scratch file at `path` with at most `budgetBytes` resident (nil: no limit).
+    /// Paged state with at most `budgetBytes` resident (nil: no limit): the backend's own paging when it has it (the
+    /// budget is then device memory and `path` is unused), else a scratch file at `path` (the budget is host memory).
     public init(_ parameters: Parameters, for weights: AdapterTensors, pagedAt path: String, budgetBytes: Int?) throws {
         self.parameters = parameters
         backend = weights.backend
         let counts = weights.tensors.map(\.count)
+        if let paging = backend as? any MomentPaging {
+            storage = .device(paging.makeMomentPager(counts: counts, budgetBytes: budgetBytes))
+            return
+        }
         let largest = counts.max() ?? 1
         storage = .paged(try PagedFloatStore(path: path, counts: counts.flatMap { [$0, $0] }, budgetBytes: budgetBytes),
                          scratchM: backend.allocate([largest], .f32), scratchV: backend.allocate([largest], .f32))
@@ -61,6 +68,7 @@ public struct AdamW: Sendable {
         switch storage {
         case .resident(let m, _): return m.download().tensors
         case .paged(let store, _, _): return (0..<(store.counts.count / 2)).map { store.values(2 * $0) }
+        case .device(let pager): return pager.counts.indices.map { pager.moments($0).m }
         }
     }
 
@@ -69,6 +77,7 @@ public struct AdamW: Sendable {
         switch storage {
         case .resident(_, let v): return v.download().tensors
         case .paged(let store, _, _): return (0..<(store.counts.count / 2)).map { store.values(2 * $0 + 1) }
+        case .device(let pager): return pager.counts.indices.map { pager.moments($0).v }
         }
     }
 
@@ -84,13 +93,18 @@ public struct AdamW: Sendable {
                 store.set(2 * i, m[i])
                 store.set(2 * i + 1, v[i])
             }
+        case .device(let pager):
+            for i in m.indices { pager.setMoments(i, m: m[i], v: v[i]) }
         }
     }
 
     /// Evictions the paged store's budget caused so far (0 when unpaged).
     public var pageEvictions: Int {
-        if case .paged(let store, _, _) = storage { return store.evictions }
-        return 0
+        switch storage {
+        case .resident: return 0
+        case .paged(let store, _, _): return store.evictions
+        case .device(let pager): return pager.evictions
+        }
     }
 
     /// One update of `weights` with `gradients` (same layout) on their backend (`Backend.adamW`, the per-element rule
@@ -123,6 +137,9 @@ public struct AdamW: Sendable {
                     }
                 }
             }
+        case .device(let pager):
+            for i in params.indices { precondition(grads[i].count == params[i].count, "gradient \(i) has the wrong size") }
+            pager.update(params, gradients: grads, step: factors)
         }
     }
 }

@@ -53,6 +53,7 @@ struct ModelOptions: ParsableArguments {
 }
 
 extension BackendChoice: ExpressibleByArgument {}
+extension ComputePrecision: ExpressibleByArgument {}
 
 /// Options `generate` and `logits` share.
 struct ModelPromptOptions: ParsableArguments {

@@ -20,13 +20,18 @@ struct OpsBench: ParsableCommand {
     @Option(help: "The backend it is compared with.")
     var against: BackendChoice = .reference
 
+    @Option(help: "What the checked backend's GEMMs read: fp32 or bf16 (default: the backend's; bf16 on cuda). bf16 products are held to 1e-2 relative.")
+    var precision: ComputePrecision?
+
     @Flag(help: "Print JSON instead of the table.")
     var json = false
 
     func run() throws {
-        let candidate = try Backends.make(backend, threads: nil)
+        let candidate = try Backends.make(backend, threads: nil, precision: precision)
         let reference = try Backends.make(against, threads: nil)
-        let results = BackendConformance(candidate: candidate.backend, reference: reference.backend).run()
+        var conformance = BackendConformance(candidate: candidate.backend, reference: reference.backend)
+        if (precision ?? (backend == .cuda ? .bf16 : .fp32)) == .bf16 { conformance.productTolerance = 1e-2 }
+        let results = conformance.run()
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import QLoRABackends
 import QLoRABench
+import QLoRACore
 import QLoRAPipeline
 
 struct TrainBench: ParsableCommand {
@@ -83,8 +84,11 @@ struct TrainBench: ParsableCommand {
     @Option(help: "Untimed warm-up steps.")
     var warmup: Int = TrainBenchmark().warmup
 
-    @Option(help: "Page AdamW's moments under this many MiB (a state file in a temporary folder).")
+    @Option(help: "Page AdamW's moments under this many MiB (on CUDA: device memory, the rest in pinned host memory; elsewhere a state file in a temporary folder).")
     var pagedBudget: Int?
+
+    @Option(help: "What our GEMMs read: fp32 or bf16 (default: bf16 on cuda, fp32 elsewhere, the only precision there).")
+    var precision: ComputePrecision?
 
     @Option(help: "The peer's device: cpu (fp32 compute) or cuda (bf16 compute, paged AdamW: the QLoRA recipe).")
     var peerDevice: String = TrainBenchmark().peerDevice
@@ -113,6 +117,7 @@ struct TrainBench: ParsableCommand {
         b.threads = threads
         b.checkpointing = checkpointing
         b.backend = backend
+        b.precision = precision
         b.modelShape = modelShape
         b.layers = layers
         b.rank = rank

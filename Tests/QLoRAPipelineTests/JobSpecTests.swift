@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import QLoRABackends
+import QLoRACore
+import Testing
 @testable import QLoRAPipeline
 
 @Suite struct JobSpecTests {
@@ -111,9 +112,11 @@ import QLoRABackends
         ("training:\n  paged_optimizer_budget_mb: 8\n  optimizer: adamw_32bit\n", "training.paged_optimizer_budget_mb",
          "applies only to optimizer paged_adamw_32bit (the optimizer is adamw_32bit)"),
         ("quantization:\n  compute_dtype: bfloat16\n", "quantization.compute_dtype",
-         "`bfloat16` is not supported by the cpu backend (it computes in `float32` only; bf16/fp16 compute arrives with the CUDA backend)"),
+         "`bfloat16` is not supported by the cpu backend (it computes in `float32` only; bfloat16 needs `backend: cuda`)"),
+        ("quantization:\n  compute_dtype: float16\nbackend: cuda\n", "quantization.compute_dtype",
+         "`float16` is not supported by the cuda backend (it computes in `float32`, `bfloat16` only)"),
         ("training:\n  optimizer: adamw_8bit\n", "training.optimizer",
-         "`adamw_8bit` is not supported by the cpu backend (supported: `paged_adamw_32bit`, `adamw_32bit`; 8-bit AdamW arrives with the CUDA backend)"),
+         "`adamw_8bit` is not supported by the cpu backend (supported: `paged_adamw_32bit`, `adamw_32bit`; no backend has 8-bit AdamW yet)"),
         ("dataset:\n  eval_fraction: 1\n  files: []\n", "dataset.eval_fraction", "must be in [0, 1), got 1.0"),
         ("dataset:\n  max_rejected_fraction: 2\n  files: []\n", "dataset.max_rejected_fraction", "must be in [0, 1], got 2.0"),
     ])
@@ -123,6 +126,18 @@ import QLoRABackends
         let match = problems.first { $0.keyPath == keyPath }
         #expect(match?.message == message, "\(problems)")
         #expect(match?.line == 3)
+    }
+
+    @Test func computeDtypeIsFloat32UnlessTheSpecAsksForBfloat16OnCUDA() throws {
+        let plain = try JobSpec.parse(yaml: "name: x\nbackend: cuda\nquantization: {}\n", file: "s.yaml")
+        let dtypeProblems = { (spec: JobSpec) in spec.problems().filter { $0.keyPath == "quantization.compute_dtype" } }
+        #expect(plain.computePrecision == .fp32 && dtypeProblems(plain).isEmpty)
+        let bf16 = try JobSpec.parse(yaml: "name: x\nbackend: cuda\nquantization:\n  compute_dtype: bfloat16\n", file: "s.yaml")
+        #expect(bf16.computePrecision == .bf16 && dtypeProblems(bf16).isEmpty, "\(bf16.problems())")
+        // The CPU backends refuse bf16 when made, too (a `--backend cpu` override of a cuda spec).
+        let error = try #require(throws: BackendUnavailable.self) { try Backends.make(.cpu, threads: 1, precision: .bf16) }
+        #expect(error.description == "backend cpu computes in fp32 only; bf16 compute needs the CUDA backend (backend: cuda)")
+        #expect(throws: Never.self) { try Backends.make(.reference, threads: 1, precision: .fp32) }
     }
 
     @Test func pathsResolveRelativeToTheSpecFile() throws {

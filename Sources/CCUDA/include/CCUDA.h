@@ -20,6 +20,7 @@ typedef struct qlora_CUctx_st *qlora_CUcontext;
 typedef struct qlora_CUmod_st *qlora_CUmodule;
 typedef struct qlora_CUfunc_st *qlora_CUfunction;
 typedef struct qlora_CUstream_st *qlora_CUstream;
+typedef struct qlora_CUevent_st *qlora_CUevent;
 typedef unsigned long long qlora_CUdeviceptr;
 
 // CUdevice_attribute values used.
@@ -58,6 +59,10 @@ typedef struct {
                                      qlora_CUstream stream, void **params, void **extra);
     qlora_CUresult (*cuStreamCreate)(qlora_CUstream *stream, unsigned int flags);
     qlora_CUresult (*cuStreamSynchronize)(qlora_CUstream stream);
+    qlora_CUresult (*cuStreamWaitEvent)(qlora_CUstream stream, qlora_CUevent event, unsigned int flags);
+    qlora_CUresult (*cuEventCreate)(qlora_CUevent *event, unsigned int flags);     // flags 2: CU_EVENT_DISABLE_TIMING
+    qlora_CUresult (*cuEventRecord)(qlora_CUevent event, qlora_CUstream stream);
+    qlora_CUresult (*cuEventDestroy)(qlora_CUevent event);                         // _v2
     qlora_CUresult (*cuGetErrorName)(qlora_CUresult error, const char **name);
     qlora_CUresult (*cuGetErrorString)(qlora_CUresult error, const char **text);
 } qlora_cuda_driver;

@@ -108,7 +108,7 @@ public enum Pipeline {
         let missing = spec.missingInputs()
         if !missing.isEmpty { throw SpecErrors(missing) }
 
-        let selection = try Backends.make(options.backend ?? spec.backend, threads: options.threads)
+        let selection = try Backends.make(options.backend ?? spec.backend, threads: options.threads, precision: spec.computePrecision)
         observer(.backend(selection))
 
         let run = RunDirectory(url: spec.runDirectory(override: options.runDirectory))

@@ -52,7 +52,7 @@ public enum Ranks {
             case 1 where !trained:
                 trained = true
                 do {
-                    let selection = try Backends.make(options.backend ?? spec.backend, threads: options.threads)
+                    let selection = try Backends.make(options.backend ?? spec.backend, threads: options.threads, precision: spec.computePrecision)
                     try TrainStage.follow(spec: spec, runDirectory: runDirectory, backend: selection.backend, collective: collective,
                                           cancellation: options.cancellation)
                 } catch let error as CollectiveError {

@@ -59,7 +59,7 @@ public struct StageContext: Sendable {
         self.upstream = upstream
         self.progress = progress
         self.logger = logger
-        self.backend = try backend ?? Backends.make(spec.backend)
+        self.backend = try backend ?? Backends.make(spec.backend, precision: spec.computePrecision)
         self.cancellation = cancellation
         self.collective = collective
     }

@@ -253,12 +253,13 @@ private struct Checks {
         if let q = spec.quantization, !backend.computeDtypes.contains(q.computeDtype) {
             errors.append(spec.error("quantization.compute_dtype",
                 "`\(q.computeDtype.rawValue)` is not supported by the \(backend.name) backend (it computes in "
-                + "\(backend.computeDtypes.map { "`\($0.rawValue)`" }.joined(separator: ", ")) only; bf16/fp16 compute arrives with the CUDA backend)"))
+                + "\(backend.computeDtypes.map { "`\($0.rawValue)`" }.joined(separator: ", ")) only"
+                + (backend.computeDtypes.contains(.bfloat16) ? ")" : "; bfloat16 needs `backend: cuda`)")))
         }
         if let t = spec.training, !backend.optimizers.contains(t.optimizer) {
             errors.append(spec.error("training.optimizer",
                 "`\(t.optimizer.rawValue)` is not supported by the \(backend.name) backend (supported: "
-                + "\(backend.optimizers.map { "`\($0.rawValue)`" }.joined(separator: ", ")); 8-bit AdamW arrives with the CUDA backend)"))
+                + "\(backend.optimizers.map { "`\($0.rawValue)`" }.joined(separator: ", ")); no backend has 8-bit AdamW yet)"))
         }
     }
 
