@@ -74,6 +74,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public let context: CUDAContext
     private let lock = NSLock()
     private var scratch: [String: CUDAStorage] = [:]
+    /// The last documents tensor's rows' document starts, on the host (training attention's chunks): its storage is
+    /// held, so a new tensor can never take its identity while it is cached.
+    private var startsCache: (storage: AnyObject, offset: Int, rows: Int, starts: [Int])?
 
     /// What the GEMMs read (see the type's comment).
     public let precision: ComputePrecision
@@ -97,7 +100,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     private func fourBit(_ t: Tensor) -> CUDAFourBitStorage? { t.storage as? CUDAFourBitStorage }
 
     /// A device buffer of at least `bytes` for `purpose`, reused between ops (stream order keeps uses apart).
-    private func scratch(_ purpose: String, bytes: Int) -> qlora_CUdeviceptr {
+    func scratch(_ purpose: String, bytes: Int) -> qlora_CUdeviceptr {
         lock.withLock {
             if let s = scratch[purpose], s.capacity >= bytes { return s.pointer }
             scratch[purpose] = nil
@@ -343,28 +346,42 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         return starts
     }
 
+    /// The rows' document starts on the host, for training attention's chunks (downloaded once per documents tensor).
+    private func hostDocumentStarts(_ documents: Tensor?, rows: Int) -> [Int] {
+        guard let documents else { return GEMMAttention.documentStarts(nil, rows: rows) }
+        let storage = documents.storage as AnyObject
+        if let c = lock.withLock({ startsCache }), c.storage === storage, c.offset == documents.offset, c.rows == rows { return c.starts }
+        var ids = [Int32](repeating: 0, count: rows)
+        ids.withUnsafeMutableBytes { context.download(ptr(documents), into: $0) }
+        let starts = GEMMAttention.documentStarts(ids, rows: rows)
+        lock.withLock { startsCache = (storage, documents.offset, rows, starts) }
+        return starts
+    }
+
+    private func buffer(_ t: Tensor) -> CUDAAttentionEngine.Buffer { .init(pointer: ptr(t), bf16: false) }
+
     public func attentionTraining(q: Tensor, k: Tensor, v: Tensor, out: Tensor, logsumexp: Tensor?, documents: Tensor?, rows: Int,
                                   heads: Int, kvHeads: Int, headDim: Int, scale: Float) {
-        precondition(headDim <= 256, "attention head dimension \(headDim) > 256")
-        let starts = documentStarts(documents, rows: rows)
-        context.launch("ql_attention_forward_f32", grid: warpsGrid(rows * heads), block: 128,
-                       [.pointer(ptr(q)), .pointer(ptr(k)), .pointer(ptr(v)), .pointer(ptr(out)), .pointer(optionalPtr(logsumexp)),
-                        .pointer(starts), .i64(rows), .i64(0), .i64(heads), .i64(kvHeads), .i64(headDim), .f32(scale)])
+        guard rows > 0 else { return }
+        let starts = hostDocumentStarts(documents, rows: rows)
+        let lse = logsumexp.map(buffer) ?? .init(pointer: scratch("attention logsumexp", bytes: rows * heads * 4), bf16: false)
+        GEMMAttention.forward(CUDAAttentionEngine(backend: self), q: buffer(q), k: buffer(k), v: buffer(v), out: buffer(out), lse: lse,
+                              starts: starts, deviceStarts: .init(pointer: documentStarts(documents, rows: rows), bf16: false),
+                              shape: .init(rows: rows, heads: heads, kvHeads: kvHeads, headDim: headDim), scale: scale)
     }
 
     public func attentionBackward(dOut: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, logsumexp: Tensor, dq: Tensor, dk: Tensor,
                                   dv: Tensor, documents: Tensor?, rows: Int, heads: Int, kvHeads: Int, headDim: Int, scale: Float) {
-        let starts = documentStarts(documents, rows: rows)
+        guard rows > 0 else { return }
+        let starts = hostDocumentStarts(documents, rows: rows)
         let delta = scratch("attention delta", bytes: rows * heads * 4)
         context.launch("ql_attention_delta_f32", grid: warpsGrid(rows * heads), block: 128,
                        [.pointer(ptr(dOut)), .pointer(ptr(out)), .pointer(delta), .i64(rows), .i64(heads), .i64(headDim)])
-        context.launch("ql_attention_backward_dq_f32", grid: warpsGrid(rows * heads), block: 128,
-                       [.pointer(ptr(dOut)), .pointer(ptr(q)), .pointer(ptr(k)), .pointer(ptr(v)), .pointer(ptr(logsumexp)), .pointer(delta),
-                        .pointer(ptr(dq)), .pointer(starts), .i64(rows), .i64(heads), .i64(kvHeads), .i64(headDim), .f32(scale)])
-        context.launch("ql_attention_backward_dkdv_f32", grid: warpsGrid(rows * kvHeads), block: 128,
-                       [.pointer(ptr(dOut)), .pointer(ptr(q)), .pointer(ptr(k)), .pointer(ptr(v)), .pointer(ptr(logsumexp)), .pointer(delta),
-                        .pointer(ptr(dk)), .pointer(ptr(dv)), .pointer(starts), .i64(rows), .i64(heads), .i64(kvHeads), .i64(headDim),
-                        .f32(scale)])
+        GEMMAttention.backward(CUDAAttentionEngine(backend: self), dOut: buffer(dOut), q: buffer(q), k: buffer(k), v: buffer(v),
+                               lse: buffer(logsumexp), delta: .init(pointer: delta, bf16: false), dq: buffer(dq), dk: buffer(dk),
+                               dv: buffer(dv), starts: starts,
+                               deviceStarts: .init(pointer: documentStarts(documents, rows: rows), bf16: false),
+                               shape: .init(rows: rows, heads: heads, kvHeads: kvHeads, headDim: headDim), scale: scale)
     }
 
     public func swigluBackward(_ dOut: Tensor, gate: Tensor, up: Tensor, dGate: Tensor, dUp: Tensor, count: Int) {
@@ -453,5 +470,56 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         var result = 0.0
         withUnsafeMutableBytes(of: &result) { context.download(total, into: $0) }
         return result
+    }
+}
+
+/// `GEMMAttention` on the GPU: buffers are device pointers (fp32, or the bf16 copies `operand` makes under bf16
+/// compute), GEMMs go to cuBLASLt batched over the kv heads, and the row kernels are attention.cu's.
+struct CUDAAttentionEngine: AttentionEngine {
+    struct Buffer {
+        let pointer: qlora_CUdeviceptr
+        let bf16: Bool
+    }
+
+    let backend: CUDABackend
+    private var context: CUDAContext { backend.context }
+
+    func scratch(_ slot: String, floats: Int) -> Buffer { Buffer(pointer: backend.scratch(slot, bytes: floats * 4), bf16: false) }
+
+    func operand(_ buffer: Buffer, count: Int, _ slot: String) -> Buffer {
+        guard backend.precision == .bf16 else { return buffer }
+        let out = backend.scratch(slot, bytes: count * 2)
+        context.launch("ql_cast_f32_bf16", grid: CUDAContext.gridFor(count), block: 256, [.pointer(buffer.pointer), .pointer(out), .i64(count)])
+        return Buffer(pointer: out, bf16: true)
+    }
+
+    func zero(_ buffer: Buffer, count: Int) {
+        guard count > 0 else { return }
+        context.makeCurrent()
+        context.must(context.driver.api.cuMemsetD8Async(buffer.pointer, 0, count * 4, context.stream), "cuMemsetD8Async")
+    }
+
+    /// Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: the operands swap and so do their transposes.
+    func gemm(_ a: AttentionView<Buffer>, transA: Bool, _ b: AttentionView<Buffer>, transB: Bool, into c: AttentionView<Buffer>,
+              m: Int, n: Int, k: Int, batch: Int, beta: Float) {
+        precondition(a.buffer.bf16 == b.buffer.bf16 && !c.buffer.bf16, "GEMM operands of one type, an fp32 result")
+        func address(_ v: AttentionView<Buffer>) -> qlora_CUdeviceptr { v.buffer.pointer + qlora_CUdeviceptr(v.offset * (v.buffer.bf16 ? 2 : 4)) }
+        context.gemm(transA: transB, transB: transA, m: n, n: m, k: k, a: address(b), lda: b.ld, b: address(a), ldb: a.ld, d: address(c),
+                     ldd: c.ld, beta: beta, operands: a.buffer.bf16 ? .bf16 : .fp32, batch: batch, strideA: b.stride, strideB: a.stride,
+                     strideD: c.stride)
+    }
+
+    func softmaxRows(_ scores: Buffer, starts: Buffer, lse: Buffer, forward: Bool, r0: Int, firstKey: Int, nq: Int, nk: Int, batch: Int,
+                     heads: Int, group: Int, j: Int, scale: Float) {
+        context.launch("ql_attention_softmax_rows_f32", grid: batch * nq, block: 256,
+                       [.pointer(scores.pointer), .pointer(starts.pointer), .pointer(lse.pointer), .i32(forward ? 1 : 0), .i64(r0),
+                        .i64(firstKey), .i64(nq), .i64(nk), .i64(batch), .i64(heads), .i64(group), .i64(j), .f32(scale)])
+    }
+
+    func scoreGradients(_ dScores: Buffer, probabilities: Buffer, delta: Buffer, r0: Int, nq: Int, nk: Int, batch: Int, heads: Int,
+                        group: Int, j: Int, scale: Float) {
+        context.launch("ql_attention_score_grad_f32", grid: CUDAContext.gridFor(batch * nq * nk), block: 256,
+                       [.pointer(dScores.pointer), .pointer(probabilities.pointer), .pointer(delta.pointer), .i64(r0), .i64(nq), .i64(nk),
+                        .i64(batch), .i64(heads), .i64(group), .i64(j), .f32(scale)])
     }
 }

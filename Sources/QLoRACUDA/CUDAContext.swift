@@ -209,8 +209,10 @@ public final class CUDAContext: @unchecked Sendable {
     /// Column-major `D[m, n] = α·op(A)·op(B) + β·C` with C = D: `a` is stored `[aRows, aCols]` (before op) with leading
     /// dimension `lda`, likewise `b`; `d` is `[m, n]` with `ldd`. `operands` is the element type of `a` and `b` (bf16:
     /// raw bf16 bits; the tensor cores multiply them exactly and accumulate in fp32); C and D are fp32 either way.
+    /// `batch` > 1: that many products, the i-th at a + i·strideA, b + i·strideB, d + i·strideD (strides in elements).
     func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: qlora_CUdeviceptr, lda: Int, b: qlora_CUdeviceptr, ldb: Int,
-              d: qlora_CUdeviceptr, ldd: Int, beta: Float, operands: ComputePrecision = .fp32) {
+              d: qlora_CUdeviceptr, ldd: Int, beta: Float, operands: ComputePrecision = .fp32,
+              batch: Int = 1, strideA: Int = 0, strideB: Int = 0, strideD: Int = 0) {
         makeCurrent()
         let api = lt.api
         func ok(_ s: qlora_cublasStatus, _ call: String) { if s != 0 { fatalError("CUDA backend: \(call): cuBLAS status \(s)") } }
@@ -220,17 +222,23 @@ public final class CUDAContext: @unchecked Sendable {
         var opA = Int32(transA ? QLORA_CUBLAS_OP_T : QLORA_CUBLAS_OP_N), opB = Int32(transB ? QLORA_CUBLAS_OP_T : QLORA_CUBLAS_OP_N)
         ok(api.cublasLtMatmulDescSetAttribute(desc, Int32(QLORA_CUBLASLT_MATMUL_DESC_TRANSA), &opA, 4), "TRANSA")
         ok(api.cublasLtMatmulDescSetAttribute(desc, Int32(QLORA_CUBLASLT_MATMUL_DESC_TRANSB), &opB, 4), "TRANSB")
-        func layout(_ rows: Int, _ cols: Int, _ ld: Int, _ type: Int32) -> qlora_cublasLtMatrixLayout? {
+        func layout(_ rows: Int, _ cols: Int, _ ld: Int, _ type: Int32, _ stride: Int) -> qlora_cublasLtMatrixLayout? {
             var l: qlora_cublasLtMatrixLayout?
             ok(api.cublasLtMatrixLayoutCreate(&l, type, UInt64(rows), UInt64(cols), Int64(ld)), "cublasLtMatrixLayoutCreate")
+            if batch > 1 {
+                var count = Int32(batch), offset = Int64(stride)
+                ok(api.cublasLtMatrixLayoutSetAttribute(l, Int32(QLORA_CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT), &count, 4), "BATCH_COUNT")
+                ok(api.cublasLtMatrixLayoutSetAttribute(l, Int32(QLORA_CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET), &offset, 8),
+                   "STRIDED_BATCH_OFFSET")
+            }
             return l
         }
         let input = Int32(operands == .bf16 ? QLORA_CUDA_R_16BF : QLORA_CUDA_R_32F), output = Int32(QLORA_CUDA_R_32F)
-        let la = transA ? layout(k, m, lda, input) : layout(m, k, lda, input)
-        let lb = transB ? layout(n, k, ldb, input) : layout(k, n, ldb, input)
-        let ld = layout(m, n, ldd, output)
+        let la = transA ? layout(k, m, lda, input, strideA) : layout(m, k, lda, input, strideA)
+        let lb = transB ? layout(n, k, ldb, input, strideB) : layout(k, n, ldb, input, strideB)
+        let ld = layout(m, n, ldd, output, strideD)
         defer { [la, lb, ld].forEach { _ = api.cublasLtMatrixLayoutDestroy($0) } }
-        let key = "\(operands) \(transA)\(transB) \(m) \(n) \(k) \(lda) \(ldb) \(ldd) \(beta != 0)"
+        let key = "\(operands) \(transA)\(transB) \(m) \(n) \(k) \(lda) \(ldb) \(ldd) \(beta != 0) \(batch) \(strideA) \(strideB) \(strideD)"
         var algo = lock.withLock { algorithms[key] }
         if algo == nil {
             var pref: qlora_cublasLtMatmulPreference?

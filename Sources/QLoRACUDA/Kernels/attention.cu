@@ -1,8 +1,8 @@
-// Causal attention with grouped-query heads and packed documents, flash-style in memory: the forward pass keeps a
-// running max and sum per query row (online softmax) and saves only the row's logsumexp; the backward pass recomputes
-// the probabilities from it. One warp per (row, head); each lane holds the head dimensions d ≡ lane (mod 32), up to
-// QL_MAX_HEAD_DIM. Keys are visited in increasing order and every sum has a fixed order, so results do not depend on
-// the launch; the backward pass writes dq per query row and dk/dv per key row, with no atomics.
+// Causal attention with grouped-query heads and packed documents. Decoding's forward (a few query rows against the KV
+// cache) is flash-style in memory: a running max and sum per query row (online softmax), one warp per (row, head), each
+// lane holding the head dimensions d ≡ lane (mod 32), up to QL_MAX_HEAD_DIM; keys in increasing order and every sum in
+// a fixed order, so results do not depend on the launch. Training attention, forward and backward, is batched GEMMs
+// (Sources/QLoRACUDA/GEMMAttention.swift) around the two row kernels at the end of this file.
 // Layouts: q, out, dOut, dq [rows, heads, headDim]; k, v, dk, dv [keys, kvHeads, headDim]; logsumexp and delta
 // [rows, heads]; starts[t] = the first row of t's document (null: 0 for every row).
 #include "qlora_math.h"
@@ -78,84 +78,61 @@ extern "C" __global__ void ql_attention_delta_f32(const float *dOut, const float
     if (lane == 0) delta[warp] = s;
 }
 
-/// dq[t, h] = scale · Σ_s p(t, s)·(dOut_t·v_s − delta_t)·k_s, p = exp(scale·q_t·k_s − lse_t). One warp per (t, h).
-extern "C" __global__ void ql_attention_backward_dq_f32(const float *dOut, const float *q, const float *k, const float *v,
-                                                        const float *logsumexp, const float *delta, float *dq, const int *starts,
-                                                        ql_i64 rows, ql_i64 heads, ql_i64 kvHeads, ql_i64 headDim, float scale) {
-    const int lane = threadIdx.x & 31;
-    const ql_i64 warp = (ql_i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (warp >= rows * heads) return;
-    const ql_i64 t = warp / heads, h = warp % heads, kvh = h / (heads / kvHeads);
-    const ql_i64 qStride = heads * headDim, kvStride = kvHeads * headDim;
-    float qv[QL_LANE_DIMS], gv[QL_LANE_DIMS], acc[QL_LANE_DIMS];
-    for (int j = 0; j < QL_LANE_DIMS; j++) {
-        const ql_i64 d = lane + 32 * j;
-        qv[j] = d < headDim ? q[t * qStride + h * headDim + d] : 0.0f;
-        gv[j] = d < headDim ? dOut[t * qStride + h * headDim + d] : 0.0f;
-        acc[j] = 0.0f;
-    }
-    const float lse = logsumexp[t * heads + h], dl = delta[t * heads + h];
-    for (ql_i64 s = starts ? starts[t] : 0; s <= t; s++) {
-        const float *ks = k + s * kvStride + kvh * headDim, *vs = v + s * kvStride + kvh * headDim;
-        float dot = 0.0f, dov = 0.0f;
-        for (int j = 0; j < QL_LANE_DIMS; j++) {
-            const ql_i64 d = lane + 32 * j;
-            if (d < headDim) { dot += qv[j] * ks[d]; dov += gv[j] * vs[d]; }
+// Training attention runs as batched cuBLASLt GEMMs (Sources/QLoRACUDA/GEMMAttention.swift); these two row kernels
+// are its softmax and its score gradients, over one chunk of scores [batch][nq][nk]: batch g, local row i is query row
+// t = r0 + i of head h = g·group + j; column c is key firstKey + c; the row sees keys starts[t] ≤ key ≤ t.
+
+#define QL_ROW_THREADS 256
+
+// A fixed tree over the block's 256 threads (the same order on every launch); every thread gets the result.
+static __device__ __forceinline__ float block_reduce(float v, float *shared, bool isMax) {
+    shared[threadIdx.x] = v;
+    __syncthreads();
+    for (int o = QL_ROW_THREADS / 2; o > 0; o >>= 1) {
+        if (threadIdx.x < o) {
+            const float other = shared[threadIdx.x + o];
+            shared[threadIdx.x] = isMax ? fmaxf(shared[threadIdx.x], other) : shared[threadIdx.x] + other;
         }
-        dot = warp_sum(dot);
-        dov = warp_sum(dov);
-        const float p = expf(dot * scale - lse), ds = p * (dov - dl) * scale;
-        for (int j = 0; j < QL_LANE_DIMS; j++) {
-            const ql_i64 d = lane + 32 * j;
-            if (d < headDim) acc[j] += ds * ks[d];
-        }
+        __syncthreads();
     }
-    for (int j = 0; j < QL_LANE_DIMS; j++) {
-        const ql_i64 d = lane + 32 * j;
-        if (d < headDim) dq[t * qStride + h * headDim + d] = acc[j];
-    }
+    const float result = shared[0];
+    __syncthreads();
+    return result;
 }
 
-/// dk[s, g] and dv[s, g] for key row s and kv head g: sums over the group's query heads (in order) and the query rows
-/// t ≥ s of s's document (in order). One warp per (s, g).
-extern "C" __global__ void ql_attention_backward_dkdv_f32(const float *dOut, const float *q, const float *k, const float *v,
-                                                          const float *logsumexp, const float *delta, float *dk, float *dv,
-                                                          const int *starts, ql_i64 rows, ql_i64 heads, ql_i64 kvHeads,
-                                                          ql_i64 headDim, float scale) {
-    const int lane = threadIdx.x & 31;
-    const ql_i64 warp = (ql_i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (warp >= rows * kvHeads) return;
-    const ql_i64 s = warp / kvHeads, g = warp % kvHeads, group = heads / kvHeads;
-    const ql_i64 qStride = heads * headDim, kvStride = kvHeads * headDim;
-    float kv[QL_LANE_DIMS], vv[QL_LANE_DIMS], dka[QL_LANE_DIMS], dva[QL_LANE_DIMS];
-    for (int j = 0; j < QL_LANE_DIMS; j++) {
-        const ql_i64 d = lane + 32 * j;
-        kv[j] = d < headDim ? k[s * kvStride + g * headDim + d] : 0.0f;
-        vv[j] = d < headDim ? v[s * kvStride + g * headDim + d] : 0.0f;
-        dka[j] = 0.0f;
-        dva[j] = 0.0f;
+/// P = exp(scale·S − lse) over the visible keys, 0 elsewhere, in place. forward: lse = log Σ exp(scale·S) over the
+/// visible keys, written to lse[t·heads + h]; else lse is read from there. One block of 256 threads per row.
+extern "C" __global__ void ql_attention_softmax_rows_f32(float *scores, const int *starts, float *lse, int forward, ql_i64 r0,
+                                                         ql_i64 firstKey, ql_i64 nq, ql_i64 nk, ql_i64 batch, ql_i64 heads,
+                                                         ql_i64 group, ql_i64 j, float scale) {
+    __shared__ float shared[QL_ROW_THREADS];
+    const ql_i64 row = blockIdx.x;
+    if (row >= batch * nq) return;   // whole blocks only: the reductions below need every thread
+    const ql_i64 g = row / nq, t = r0 + row % nq, h = g * group + j;
+    float *s = scores + row * nk;
+    const ql_i64 lo = (starts ? (ql_i64)starts[t] : 0) - firstKey, hi = t - firstKey;
+    float l;
+    if (forward) {
+        float m = -INFINITY;
+        for (ql_i64 c = lo + threadIdx.x; c <= hi; c += QL_ROW_THREADS) m = fmaxf(m, scale * s[c]);
+        m = block_reduce(m, shared, true);
+        float sum = 0.0f;
+        for (ql_i64 c = lo + threadIdx.x; c <= hi; c += QL_ROW_THREADS) sum += expf(scale * s[c] - m);
+        sum = block_reduce(sum, shared, false);
+        l = m + logf(sum);
+        if (threadIdx.x == 0) lse[t * heads + h] = l;
+    } else {
+        l = lse[t * heads + h];
     }
-    const ql_i64 document = starts ? starts[s] : 0;
-    for (ql_i64 h = g * group; h < (g + 1) * group; h++) {
-        for (ql_i64 t = s; t < rows && (starts ? starts[t] : 0) == document; t++) {
-            const float *qt = q + t * qStride + h * headDim, *gt = dOut + t * qStride + h * headDim;
-            float dot = 0.0f, dov = 0.0f;
-            for (int j = 0; j < QL_LANE_DIMS; j++) {
-                const ql_i64 d = lane + 32 * j;
-                if (d < headDim) { dot += qt[d] * kv[j]; dov += gt[d] * vv[j]; }
-            }
-            dot = warp_sum(dot);
-            dov = warp_sum(dov);
-            const float p = expf(dot * scale - logsumexp[t * heads + h]);
-            const float ds = p * (dov - delta[t * heads + h]) * scale;
-            for (int j = 0; j < QL_LANE_DIMS; j++) {
-                const ql_i64 d = lane + 32 * j;
-                if (d < headDim) { dka[j] += ds * qt[d]; dva[j] += p * gt[d]; }
-            }
-        }
-    }
-    for (int j = 0; j < QL_LANE_DIMS; j++) {
-        const ql_i64 d = lane + 32 * j;
-        if (d < headDim) { dk[s * kvStride + g * headDim + d] = dka[j]; dv[s * kvStride + g * headDim + d] = dva[j]; }
+    for (ql_i64 c = threadIdx.x; c < nk; c += QL_ROW_THREADS) s[c] = c >= lo && c <= hi ? expf(scale * s[c] - l) : 0.0f;
+}
+
+/// dS = scale · P ⊙ (dP − delta[t·heads + h]), in place over dP. Grid-stride over batch·nq·nk.
+extern "C" __global__ void ql_attention_score_grad_f32(float *dScores, const float *p, const float *delta, ql_i64 r0, ql_i64 nq,
+                                                       ql_i64 nk, ql_i64 batch, ql_i64 heads, ql_i64 group, ql_i64 j, float scale) {
+    const ql_i64 count = batch * nq * nk;
+    for (ql_i64 idx = (ql_i64)blockIdx.x * blockDim.x + threadIdx.x; idx < count; idx += (ql_i64)gridDim.x * blockDim.x) {
+        const ql_i64 row = idx / nk, g = row / nq, t = r0 + row % nq, h = g * group + j;
+        dScores[idx] = scale * p[idx] * (dScores[idx] - delta[t * heads + h]);
     }
 }
