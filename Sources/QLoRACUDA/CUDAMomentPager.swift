@@ -40,6 +40,51 @@ struct MomentPagingPlan: Equatable, Sendable {
         slotFloats = 2 * (zip(counts, resident).filter { !$0.1 }.map(\.0).max() ?? 0)
         deviceBytes = zip(need, resident).filter(\.1).map(\.0).reduce(0, +) + 2 * 4 * slotFloats
     }
+
+    /// One update of every tensor as the two streams run it, in the order the host issues the operations.
+    /// Streamed tensor j (the j-th not resident) goes through staging buffer j % 2: its load is issued before tensor
+    /// j − 1's update waits (double buffering); a buffer is loaded again only after the copy stream has stored its
+    /// previous tensor, which waited for that tensor's update. `MomentPagingScheduleTests` runs this under every
+    /// legal interleaving it samples against unpaged AdamW.
+    func schedule() -> [MomentPagingOp] {
+        let streamed = resident.indices.filter { !resident[$0] }
+        var ops: [MomentPagingOp] = []
+        func load(_ j: Int) { ops += [.load(tensor: streamed[j], slot: j % 2), .recordLoaded(slot: j % 2)] }
+        if !streamed.isEmpty { load(0) }
+        var j = 0
+        for i in resident.indices {
+            if resident[i] {
+                ops.append(.update(tensor: i, slot: nil))
+                continue
+            }
+            if j + 1 < streamed.count { load(j + 1) }
+            ops += [.waitLoaded(slot: j % 2), .update(tensor: i, slot: j % 2), .recordComputed(slot: j % 2),
+                    .waitComputed(slot: j % 2), .store(tensor: i, slot: j % 2)]
+            j += 1
+        }
+        return ops
+    }
+}
+
+/// What the paged optimizer issues, on which stream: the copy stream loads and stores staging buffers and records
+/// `loaded` / waits for `computed`; the compute stream waits for `loaded`, updates, and records `computed`.
+enum MomentPagingOp: Equatable, Sendable {
+    case load(tensor: Int, slot: Int)
+    case recordLoaded(slot: Int)
+    case waitLoaded(slot: Int)
+    /// AdamW on tensor `tensor` with its moments in `slot`, or in its own device memory (nil: resident).
+    case update(tensor: Int, slot: Int?)
+    case recordComputed(slot: Int)
+    case waitComputed(slot: Int)
+    case store(tensor: Int, slot: Int)
+
+    /// Runs on the copy stream (else the compute stream).
+    var onCopyStream: Bool {
+        switch self {
+        case .load, .recordLoaded, .waitComputed, .store: true
+        case .waitLoaded, .update, .recordComputed: false
+        }
+    }
 }
 
 /// AdamW's moments on the GPU (`MomentPaging`): resident tensors keep m|v in device memory; the others live in pinned
@@ -109,38 +154,36 @@ final class CUDAMomentPager: MomentPager, @unchecked Sendable {
 
     func update(_ params: [Tensor], gradients: [Tensor], step: AdamWStep) {
         precondition(params.count == counts.count && gradients.count == counts.count, "\(params.count) tensors for \(counts.count) moments")
-        let api = context.driver.api
-        let streamed = counts.indices.filter { !plan.resident[$0] }
-        // Copies streamed tensor j's moments into staging buffer j % 2 on the copy stream. That buffer's previous
-        // tensor (j − 2) was copied out earlier on the same stream, after its update: the stream's order keeps them apart.
-        func load(_ j: Int) {
-            let i = streamed[j], bytes = 8 * counts[i]
-            context.must(api.cuMemcpyHtoDAsync(pointer(slots[j % 2]), host! + hostOffsets[i], bytes, context.copyStream),
-                         "cuMemcpyHtoDAsync_v2(AdamW moments, \(bytes) bytes)")
-            context.must(api.cuEventRecord(loaded[j % 2], context.copyStream), "cuEventRecord")
+        for i in counts.indices {
+            precondition(params[i].count == counts[i] && gradients[i].count == counts[i],
+                         "tensor \(i): \(params[i].count) parameters for \(counts[i]) moments")
         }
+        let api = context.driver.api
         lock.lock()
         defer { lock.unlock() }
         context.makeCurrent()
-        if !streamed.isEmpty { load(0) }
-        var j = 0
-        for i in params.indices {
-            let n = counts[i]
-            precondition(params[i].count == n && gradients[i].count == n, "tensor \(i): \(params[i].count) parameters for \(n) moments")
-            if let mv = device[i] {
+        for op in plan.schedule() {
+            switch op {
+            case .load(let i, let slot):
+                context.must(api.cuMemcpyHtoDAsync(pointer(slots[slot]), host! + hostOffsets[i], 8 * counts[i], context.copyStream),
+                             "cuMemcpyHtoDAsync_v2(AdamW moments, \(8 * counts[i]) bytes)")
+            case .recordLoaded(let slot):
+                context.must(api.cuEventRecord(loaded[slot], context.copyStream), "cuEventRecord")
+            case .waitLoaded(let slot):
+                context.must(api.cuStreamWaitEvent(context.stream, loaded[slot], 0), "cuStreamWaitEvent")
+            case .update(let i, let slot):
+                let n = counts[i]
+                let mv = slot.map { slots[$0] } ?? device[i]!
                 backend.adamW(params[i], gradient: gradients[i], m: mv.rows(0..<n), v: mv.rows(n..<(2 * n)), count: n, step: step)
-                continue
+            case .recordComputed(let slot):
+                context.must(api.cuEventRecord(computed[slot], context.stream), "cuEventRecord")
+            case .waitComputed(let slot):
+                context.must(api.cuStreamWaitEvent(context.copyStream, computed[slot], 0), "cuStreamWaitEvent")
+            case .store(let i, let slot):
+                context.must(api.cuMemcpyDtoHAsync(host! + hostOffsets[i], pointer(slots[slot]), 8 * counts[i], context.copyStream),
+                             "cuMemcpyDtoHAsync_v2(AdamW moments, \(8 * counts[i]) bytes)")
+                evictions += 1
             }
-            if j + 1 < streamed.count { load(j + 1) }
-            let slot = slots[j % 2]
-            context.must(api.cuStreamWaitEvent(context.stream, loaded[j % 2], 0), "cuStreamWaitEvent")
-            backend.adamW(params[i], gradient: gradients[i], m: slot.rows(0..<n), v: slot.rows(n..<(2 * n)), count: n, step: step)
-            context.must(api.cuEventRecord(computed[j % 2], context.stream), "cuEventRecord")
-            context.must(api.cuStreamWaitEvent(context.copyStream, computed[j % 2], 0), "cuStreamWaitEvent")
-            context.must(api.cuMemcpyDtoHAsync(host! + hostOffsets[i], pointer(slot), 8 * n, context.copyStream),
-                         "cuMemcpyDtoHAsync_v2(AdamW moments, \(8 * n) bytes)")
-            evictions += 1
-            j += 1
         }
     }
 
