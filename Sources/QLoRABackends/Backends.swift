@@ -14,6 +14,10 @@ public enum BackendChoice: String, CaseIterable, Codable, Sendable {
     /// `CUDABackend` (Sources/QLoRACUDA) on GPU 0: only when asked for by name until it has passed the GPU check on a
     /// GPU (docs/CUDA.md); without a usable GPU it fails with what was found.
     case cuda
+
+    /// What the backend's GEMMs read when no precision is asked for: bf16 on CUDA (the paper's compute dtype), fp32 on
+    /// the CPU backends (their only precision).
+    public var defaultPrecision: ComputePrecision { self == .cuda ? .bf16 : .fp32 }
 }
 
 /// A backend that cannot run here, with why.
@@ -32,6 +36,8 @@ public struct BackendSelection: Sendable {
     public let reason: String
     /// One line about the backend (threads, GEMM kernel).
     public let details: String
+    /// What its GEMMs read.
+    public var precision: ComputePrecision = .fp32
 
     /// "cpu (auto: …; 2 threads)".
     public var summary: String {
@@ -70,10 +76,13 @@ public enum Backends {
             do {
                 let context = try CUDAContext(device: 0)
                 let d = context.deviceInfo
-                let precision = precision ?? .bf16
-                return BackendSelection(backend: CUDABackend(context: context, precision: precision), name: "cuda", choice: .cuda, reason: "",
-                                        details: "\(d.name), \(context.architecture), driver \(probe.driver.version ?? "?"), "
-                                        + "\(precision == .bf16 ? "bf16 GEMMs with fp32 accumulation" : "fp32 compute (no TF32)")")
+                let precision = precision ?? choice.defaultPrecision
+                var selection = BackendSelection(
+                    backend: CUDABackend(context: context, precision: precision), name: "cuda", choice: .cuda, reason: "",
+                    details: "\(d.name), \(context.architecture), driver \(probe.driver.version ?? "?"), "
+                        + "\(precision == .bf16 ? "bf16 GEMMs with fp32 accumulation" : "fp32 compute (no TF32)")")
+                selection.precision = precision
+                return selection
             } catch {
                 throw BackendUnavailable(description: "backend cuda: \(error)")
             }

@@ -34,7 +34,7 @@ public struct TrainBenchmark: Sendable {
     /// What our GEMMs read (nil: the backend's default, bf16 on CUDA).
     public var precision: ComputePrecision?
     /// The precision our side runs in, for the table.
-    var ourPrecision: ComputePrecision { precision ?? (backend == .cuda ? .bf16 : .fp32) }
+    var ourPrecision: ComputePrecision { precision ?? backend.defaultPrecision }
     /// Where the peer runs: "cpu" (fp32 compute) or "cuda" (bf16 compute, the QLoRA recipe).
     public var peerDevice: String = "cpu"
     /// The peer's bases: "nf4" (bitsandbytes NF4 + double quant; paged AdamW on CUDA) and "bf16" (plain LoRA on a

@@ -138,8 +138,7 @@ public struct AdamW: Sendable {
                 }
             }
         case .device(let pager):
-            for i in params.indices { precondition(grads[i].count == params[i].count, "gradient \(i) has the wrong size") }
-            pager.update(params, gradients: grads, step: factors)
+            pager.update(params, gradients: grads, step: factors)   // checks the sizes
         }
     }
 }

@@ -30,7 +30,7 @@ struct OpsBench: ParsableCommand {
         let candidate = try Backends.make(backend, threads: nil, precision: precision)
         let reference = try Backends.make(against, threads: nil)
         var conformance = BackendConformance(candidate: candidate.backend, reference: reference.backend)
-        if (precision ?? (backend == .cuda ? .bf16 : .fp32)) == .bf16 { conformance.productTolerance = 1e-2 }
+        if candidate.precision == .bf16 { conformance.productTolerance = 1e-2 }
         let results = conformance.run()
         if json {
             let encoder = JSONEncoder()
