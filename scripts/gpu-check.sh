@@ -12,7 +12,8 @@
 #       appending to OUT/summary.txt as it goes (a stage that times out still leaves what came before):
 #       environment; the ops check on the CPU; every CUDA op against the scalar reference (qlora bench ops), with fp32
 #       GEMMs and with bf16 ones (products within 1e-2, every other op as in fp32); compute-sanitizer memcheck of
-#       the same; the check pipeline on CUDA against the CPU's losses (fp32: 1e-4 relative; bf16 compute: 2e-2);
+#       the same; the check pipeline on CUDA against the CPU's losses (fp32: 1e-4 relative; bf16 compute: 2e-2) and
+#       the CPU's package archive (the same files);
 #       kill -9 during training and resume, byte-identical to an uninterrupted run; AdamW's moments paged under a
 #       1 MB device budget (a rank-256 adapter: 4 MB of moments, most streamed from pinned host memory), byte-identical
 #       to the unpaged run. About 4 minutes on an H100 once started.
@@ -67,6 +68,7 @@ build() {
     sed -e "s|\.\./|$PWD/|g" "$BUNDLE.new/payload/check.yaml" > "$BUNDLE.new/payload/check.abs.yaml"
     .build-static/release/qlora run "$BUNDLE.new/payload/check.abs.yaml" --backend cpu --run-dir "$work/cpu" --ci > "$work/cpu.log"
     cp "$work/cpu/train/metrics.jsonl" "$BUNDLE.new/cpu-train-metrics.jsonl"
+    tar -tzf "$work/cpu/package/gpu-check.tar.gz" | sort > "$BUNDLE.new/cpu-archive-layout.txt"
     # The variants are valid specs, and the paged pair runs here too (the CPU's paged store: byte-identical as well).
     for v in bf16 unpaged paged; do sed -e "s|\.\./|$PWD/|g" "$BUNDLE.new/payload/check-$v.yaml" > "$BUNDLE.new/payload/check-$v.abs.yaml"; done
     .build-static/release/qlora validate "$BUNDLE.new/payload/check-"{bf16,unpaged,paged}.abs.yaml
@@ -180,9 +182,11 @@ run() {
     else
         echo "== memcheck: compute-sanitizer not found" >> "$SUMMARY"
     fi
-    # parity NAME SPEC TOLERANCE: the check pipeline on CUDA, its training losses against the CPU's (relative).
+    # parity NAME SPEC TOLERANCE: the check pipeline on CUDA, its training losses against the CPU's (relative), and its
+    # package archive against the CPU's: the same files.
     parity() {
-        stage "$1" 300 bash -c "'$Q' run '$2' --backend cuda --run-dir '$OUT/$1-run' --ci && python3 - '$BUNDLE/cpu-train-metrics.jsonl' '$OUT/$1-run/train/metrics.jsonl' $3 <<'PY'
+        stage "$1" 300 bash -c "'$Q' run '$2' --backend cuda --run-dir '$OUT/$1-run' --ci || exit 1
+python3 - '$BUNDLE/cpu-train-metrics.jsonl' '$OUT/$1-run/train/metrics.jsonl' $3 <<'PY' || exit 1
 import json, sys
 cpu = [json.loads(l)['loss'] for l in open(sys.argv[1])]
 gpu = [json.loads(l)['loss'] for l in open(sys.argv[2])]
@@ -190,7 +194,8 @@ goal = float(sys.argv[3])
 worst = max(abs(a - b) / abs(a) for a, b in zip(cpu, gpu)) if len(cpu) == len(gpu) else float('inf')
 print('cpu ', cpu); print('cuda', gpu); print('max relative loss difference %.3g (goal %g): %s' % (worst, goal, 'ok' if worst <= goal else 'FAILED'))
 sys.exit(0 if worst <= goal else 1)
-PY"
+PY
+tar -tzf '$OUT/$1-run/package/gpu-check.tar.gz' | sort | diff - '$BUNDLE/cpu-archive-layout.txt' && echo 'package archive: the same files as the CPU run'"
     }
     parity train-cpu-parity "$W/check.run.yaml" 1e-4
     sed -e "s|\.\./|$PWD/|g" "$W/check-bf16.yaml" > "$W/check-bf16.run.yaml"
