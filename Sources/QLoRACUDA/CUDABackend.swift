@@ -348,12 +348,12 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
     /// The rows' document starts on the host, for training attention's chunks (downloaded once per documents tensor).
     private func hostDocumentStarts(_ documents: Tensor?, rows: Int) -> [Int] {
-        guard let documents else { return GEMMAttention.documentStarts(nil, rows: rows) }
+        guard let documents else { return QLoRACore.documentStarts(nil, rows: rows) }
         let storage = documents.storage as AnyObject
         if let c = lock.withLock({ startsCache }), c.storage === storage, c.offset == documents.offset, c.rows == rows { return c.starts }
         var ids = [Int32](repeating: 0, count: rows)
         ids.withUnsafeMutableBytes { context.download(ptr(documents), into: $0) }
-        let starts = GEMMAttention.documentStarts(ids, rows: rows)
+        let starts = ids.withUnsafeBufferPointer { QLoRACore.documentStarts($0.baseAddress, rows: rows) }
         lock.withLock { startsCache = (storage, documents.offset, rows, starts) }
         return starts
     }

@@ -1,4 +1,5 @@
 import Foundation
+import QLoRACore
 
 /// Training attention (causal, grouped-query heads, packed documents) as batched GEMMs plus two row kernels, so its
 /// FLOPs run on the tensor cores through cuBLASLt instead of one warp per query row on the CUDA cores. Generic over
@@ -26,14 +27,6 @@ enum GEMMAttention {
         stride(from: 0, to: starts.count, by: chunkRows).map { r0 in
             (r0..<min(r0 + chunkRows, starts.count), starts[r0] / keyAlignment * keyAlignment)
         }
-    }
-
-    /// The first row of each row's document: the smallest s ≤ t with documents[s ... t] all equal (0 without documents).
-    static func documentStarts(_ documents: [Int32]?, rows: Int) -> [Int] {
-        guard let documents else { return [Int](repeating: 0, count: rows) }
-        var starts = [Int](repeating: 0, count: rows)
-        for t in 1..<max(rows, 1) { starts[t] = documents[t] == documents[t - 1] ? starts[t - 1] : t }
-        return starts
     }
 
     struct Shape {
