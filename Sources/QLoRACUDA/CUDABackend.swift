@@ -8,6 +8,9 @@ final class CUDAStorage: TensorStorage, @unchecked Sendable {
     let pointer: qlora_CUdeviceptr
     let capacity: Int
     let elementBytes: Int
+    /// Under bf16 compute, a frozen fp32 matrix's bf16 copy, made once at upload: what its GEMMs read (the LM head is
+    /// read by every chunk of rows; rounding it on each read would cost a pass over it every time).
+    var bf16Shadow: CUDAStorage?
 
     init(context: CUDAContext, capacity: Int, elementBytes: Int) {
         self.context = context
@@ -134,7 +137,16 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         return Tensor(storage: s, type: .f32, shape: shape)
     }
 
-    public func upload(frozen values: [Float], shape: [Int]) -> Tensor { upload(values, shape: shape) }
+    public func upload(frozen values: [Float], shape: [Int]) -> Tensor {
+        let t = upload(values, shape: shape)
+        if precision == .bf16, shape.count == 2, let s = t.storage as? CUDAStorage {
+            let shadow = CUDAStorage(context: context, capacity: values.count, elementBytes: 2)
+            context.launch("ql_cast_f32_bf16", grid: CUDAContext.gridFor(values.count), block: 256,
+                           [.pointer(s.pointer), .pointer(shadow.pointer), .i64(values.count)])
+            s.bf16Shadow = shadow
+        }
+        return t
+    }
 
     public func upload(_ values: [Int32], shape: [Int]) -> Tensor {
         precondition(values.count == shape.reduce(1, *), "\(values.count) values for shape \(shape)")
@@ -223,9 +235,13 @@ public final class CUDABackend: Backend, @unchecked Sendable {
                      b: operand(a, count: k * m, "gemm b"), ldb: m, d: ptr(c), ldd: n, beta: accumulate ? 1 : 0, operands: precision)
     }
 
-    /// The weight a GEMM reads, in `precision`: the tensor itself (fp32), its bf16 copy, or a 4-bit weight dequantized
-    /// into the scratch buffer (fp32 or bf16, bit-exact either way: qlora_math.h).
+    /// The weight a GEMM reads, in `precision`: the tensor itself (fp32), its bf16 copy (a frozen matrix's shadow, else
+    /// rounded into scratch), or a 4-bit weight dequantized into the scratch buffer (fp32 or bf16, bit-exact either way:
+    /// qlora_math.h).
     private func dense(_ w: Tensor) -> qlora_CUdeviceptr {
+        if precision == .bf16, let shadow = (w.storage as? CUDAStorage)?.bf16Shadow {
+            return shadow.pointer + qlora_CUdeviceptr(w.offset * 2)
+        }
         guard let q = fourBit(w) else { return operand(w, count: w.count, "dense weight") }
         let bf16 = precision == .bf16
         let out = scratch("dequantized weight", bytes: q.capacity * (bf16 ? 2 : 4))
