@@ -77,9 +77,10 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public let context: CUDAContext
     private let lock = NSLock()
     private var scratch: [String: CUDAStorage] = [:]
-    /// The last documents tensor's rows' document starts, on the host (training attention's chunks): its storage is
-    /// held, so a new tensor can never take its identity while it is cached.
-    private var startsCache: (storage: AnyObject, offset: Int, rows: Int, starts: [Int])?
+    /// Training attention's document starts for the last documents tensor (the model passes the same one to every
+    /// layer, forward and backward): on the host for the chunks, on the device for the row kernels' masks. Its storage
+    /// is held, so a new tensor can never take its identity while it is cached.
+    private var startsCache: (storage: AnyObject, offset: Int, rows: Int, host: [Int], device: Tensor)?
 
     /// What the GEMMs read (see the type's comment).
     public let precision: ComputePrecision
@@ -126,7 +127,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public func allocate(_ shape: [Int], _ type: TensorType) -> Tensor {
         let count = shape.reduce(1, *)
         let s = CUDAStorage(context: context, capacity: count, elementBytes: elementBytes(type))
-        context.must(context.driver.api.cuMemsetD8Async(s.pointer, 0, count * s.elementBytes, context.stream), "cuMemsetD8Async")
+        context.zero(s.pointer, bytes: count * s.elementBytes)   // a reused block holds its last tensor's values
         return Tensor(storage: s, type: type, shape: shape)
     }
 
@@ -141,8 +142,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         let t = upload(values, shape: shape)
         if precision == .bf16, shape.count == 2, let s = t.storage as? CUDAStorage {
             let shadow = CUDAStorage(context: context, capacity: values.count, elementBytes: 2)
-            context.launch("ql_cast_f32_bf16", grid: CUDAContext.gridFor(values.count), block: 256,
-                           [.pointer(s.pointer), .pointer(shadow.pointer), .i64(values.count)])
+            context.castToBF16(s.pointer, into: shadow.pointer, count: values.count)
             s.bf16Shadow = shadow
         }
         return t
@@ -189,11 +189,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         context.must(context.driver.api.cuMemcpyDtoDAsync(ptr(dst), ptr(src), src.count * 4, context.stream), "cuMemcpyDtoDAsync_v2")
     }
 
-    public func zero(_ t: Tensor) {
-        guard t.count > 0 else { return }
-        context.makeCurrent()
-        context.must(context.driver.api.cuMemsetD8Async(ptr(t), 0, t.count * elementBytes(t.type), context.stream), "cuMemsetD8Async")
-    }
+    public func zero(_ t: Tensor) { context.zero(ptr(t), bytes: t.count * elementBytes(t.type)) }
 
     public func synchronize() { context.synchronize() }
 
@@ -213,7 +209,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     private func operand(_ t: Tensor, count: Int, _ slot: String) -> qlora_CUdeviceptr {
         guard precision == .bf16 else { return ptr(t) }
         let out = scratch(slot, bytes: count * 2)
-        context.launch("ql_cast_f32_bf16", grid: CUDAContext.gridFor(count), block: 256, [.pointer(ptr(t)), .pointer(out), .i64(count)])
+        context.castToBF16(ptr(t), into: out, count: count)
         return out
     }
 
@@ -354,24 +350,20 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     /// Each row's document start (or 0 without documents), in a scratch buffer.
-    private func documentStarts(_ documents: Tensor?, rows: Int) -> qlora_CUdeviceptr {
-        guard let documents else { return 0 }
-        let starts = scratch("document starts", bytes: rows * 4)
-        context.launch("ql_document_starts", grid: CUDAContext.gridFor(rows), block: 256,
-                       [.pointer(ptr(documents)), .pointer(starts), .i64(rows)])
-        return starts
-    }
-
-    /// The rows' document starts on the host, for training attention's chunks (downloaded once per documents tensor).
-    private func hostDocumentStarts(_ documents: Tensor?, rows: Int) -> [Int] {
-        guard let documents else { return QLoRACore.documentStarts(nil, rows: rows) }
+    /// Each row's document start on the host and on the device (null without documents: the kernels read 0), computed
+    /// from one download of `documents` and uploaded once per documents tensor.
+    private func documentStarts(_ documents: Tensor?, rows: Int) -> (host: [Int], device: qlora_CUdeviceptr) {
+        guard let documents else { return (QLoRACore.documentStarts(nil, rows: rows), 0) }
         let storage = documents.storage as AnyObject
-        if let c = lock.withLock({ startsCache }), c.storage === storage, c.offset == documents.offset, c.rows == rows { return c.starts }
+        if let c = lock.withLock({ startsCache }), c.storage === storage, c.offset == documents.offset, c.rows == rows {
+            return (c.host, ptr(c.device))
+        }
         var ids = [Int32](repeating: 0, count: rows)
         ids.withUnsafeMutableBytes { context.download(ptr(documents), into: $0) }
-        let starts = ids.withUnsafeBufferPointer { QLoRACore.documentStarts($0.baseAddress, rows: rows) }
-        lock.withLock { startsCache = (storage, documents.offset, rows, starts) }
-        return starts
+        let host = ids.withUnsafeBufferPointer { QLoRACore.documentStarts($0.baseAddress, rows: rows) }
+        let device = upload(host.map { Int32($0) }, shape: [rows])
+        lock.withLock { startsCache = (storage, documents.offset, rows, host, device) }
+        return (host, ptr(device))
     }
 
     private func buffer(_ t: Tensor) -> CUDAAttentionEngine.Buffer { .init(pointer: ptr(t), bf16: false) }
@@ -379,24 +371,23 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public func attentionTraining(q: Tensor, k: Tensor, v: Tensor, out: Tensor, logsumexp: Tensor?, documents: Tensor?, rows: Int,
                                   heads: Int, kvHeads: Int, headDim: Int, scale: Float) {
         guard rows > 0 else { return }
-        let starts = hostDocumentStarts(documents, rows: rows)
+        let starts = documentStarts(documents, rows: rows)
         let lse = logsumexp.map(buffer) ?? .init(pointer: scratch("attention logsumexp", bytes: rows * heads * 4), bf16: false)
         GEMMAttention.forward(CUDAAttentionEngine(backend: self), q: buffer(q), k: buffer(k), v: buffer(v), out: buffer(out), lse: lse,
-                              starts: starts, deviceStarts: .init(pointer: documentStarts(documents, rows: rows), bf16: false),
+                              starts: starts.host, deviceStarts: .init(pointer: starts.device, bf16: false),
                               shape: .init(rows: rows, heads: heads, kvHeads: kvHeads, headDim: headDim), scale: scale)
     }
 
     public func attentionBackward(dOut: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, logsumexp: Tensor, dq: Tensor, dk: Tensor,
                                   dv: Tensor, documents: Tensor?, rows: Int, heads: Int, kvHeads: Int, headDim: Int, scale: Float) {
         guard rows > 0 else { return }
-        let starts = hostDocumentStarts(documents, rows: rows)
+        let starts = documentStarts(documents, rows: rows)
         let delta = scratch("attention delta", bytes: rows * heads * 4)
         context.launch("ql_attention_delta_f32", grid: warpsGrid(rows * heads), block: 128,
                        [.pointer(ptr(dOut)), .pointer(ptr(out)), .pointer(delta), .i64(rows), .i64(heads), .i64(headDim)])
         GEMMAttention.backward(CUDAAttentionEngine(backend: self), dOut: buffer(dOut), q: buffer(q), k: buffer(k), v: buffer(v),
                                lse: buffer(logsumexp), delta: .init(pointer: delta, bf16: false), dq: buffer(dq), dk: buffer(dk),
-                               dv: buffer(dv), starts: starts,
-                               deviceStarts: .init(pointer: documentStarts(documents, rows: rows), bf16: false),
+                               dv: buffer(dv), starts: starts.host, deviceStarts: .init(pointer: starts.device, bf16: false),
                                shape: .init(rows: rows, heads: heads, kvHeads: kvHeads, headDim: headDim), scale: scale)
     }
 
@@ -505,15 +496,11 @@ struct CUDAAttentionEngine: AttentionEngine {
     func operand(_ buffer: Buffer, count: Int, _ slot: String) -> Buffer {
         guard backend.precision == .bf16 else { return buffer }
         let out = backend.scratch(slot, bytes: count * 2)
-        context.launch("ql_cast_f32_bf16", grid: CUDAContext.gridFor(count), block: 256, [.pointer(buffer.pointer), .pointer(out), .i64(count)])
+        context.castToBF16(buffer.pointer, into: out, count: count)
         return Buffer(pointer: out, bf16: true)
     }
 
-    func zero(_ buffer: Buffer, count: Int) {
-        guard count > 0 else { return }
-        context.makeCurrent()
-        context.must(context.driver.api.cuMemsetD8Async(buffer.pointer, 0, count * 4, context.stream), "cuMemsetD8Async")
-    }
+    func zero(_ buffer: Buffer, count: Int) { context.zero(buffer.pointer, bytes: count * 4) }
 
     /// Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: the operands swap and so do their transposes.
     func gemm(_ a: AttentionView<Buffer>, transA: Bool, _ b: AttentionView<Buffer>, transB: Bool, into c: AttentionView<Buffer>,

@@ -140,6 +140,18 @@ public final class CUDAContext: @unchecked Sendable {
         for p in blocks { must(driver.api.cuMemFree(p), "cuMemFree_v2") }
     }
 
+    /// Zeroes `bytes` at `p`, on the compute stream.
+    func zero(_ p: qlora_CUdeviceptr, bytes: Int) {
+        guard bytes > 0 else { return }
+        makeCurrent()
+        must(driver.api.cuMemsetD8Async(p, 0, bytes, stream), "cuMemsetD8Async")
+    }
+
+    /// `count` fp32 values at `src` rounded to bf16 at `dst` (nearest even, qlora_math.h), on the compute stream.
+    func castToBF16(_ src: qlora_CUdeviceptr, into dst: qlora_CUdeviceptr, count: Int) {
+        launch("ql_cast_f32_bf16", grid: CUDAContext.gridFor(count), block: 256, [.pointer(src), .pointer(dst), .i64(count)])
+    }
+
     func upload(_ bytes: UnsafeRawBufferPointer, to p: qlora_CUdeviceptr) {
         guard bytes.count > 0 else { return }
         must(driver.api.cuMemcpyHtoDAsync(p, bytes.baseAddress!, bytes.count, stream), "cuMemcpyHtoDAsync_v2(\(bytes.count) bytes)")

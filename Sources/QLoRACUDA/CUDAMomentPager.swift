@@ -96,6 +96,8 @@ final class CUDAMomentPager: MomentPager, @unchecked Sendable {
     let backend: CUDABackend
     let counts: [Int]
     let plan: MomentPagingPlan
+    /// `plan.schedule()`, issued on every update.
+    private let schedule: [MomentPagingOp]
     private var context: CUDAContext { backend.context }
     /// m|v (2n floats) of each resident tensor.
     private let device: [Tensor?]
@@ -103,7 +105,8 @@ final class CUDAMomentPager: MomentPager, @unchecked Sendable {
     private let host: UnsafeMutablePointer<Float>?
     private let hostOffsets: [Int]
     private let slots: [Tensor]
-    private var loaded: [qlora_CUevent] = [], computed: [qlora_CUevent] = []
+    /// Per staging buffer: its load is done; its update is done.
+    private let loaded: [qlora_CUevent], computed: [qlora_CUevent]
     private let lock = NSLock()
     private(set) var evictions = 0
 
@@ -111,6 +114,7 @@ final class CUDAMomentPager: MomentPager, @unchecked Sendable {
         self.backend = backend
         self.counts = counts
         plan = MomentPagingPlan(counts: counts, budgetBytes: budgetBytes)
+        schedule = plan.schedule()
         device = zip(counts, plan.resident).map { n, resident in resident ? backend.allocate([2 * n], .f32) : nil }
         var offsets: [Int] = [], floats = 0
         for (n, resident) in zip(counts, plan.resident) {
@@ -127,14 +131,18 @@ final class CUDAMomentPager: MomentPager, @unchecked Sendable {
             host!.initialize(repeating: 0, count: floats)
             let slotFloats = plan.slotFloats
             slots = (0..<2).map { _ in backend.allocate([slotFloats], .f32) }
-            for _ in 0..<4 {
+            func event() -> qlora_CUevent {
                 var e: qlora_CUevent?
                 context.must(context.driver.api.cuEventCreate(&e, 2), "cuEventCreate")   // CU_EVENT_DISABLE_TIMING
-                if loaded.count < 2 { loaded.append(e!) } else { computed.append(e!) }
+                return e!
             }
+            loaded = [event(), event()]
+            computed = [event(), event()]
         } else {
             host = nil
             slots = []
+            loaded = []
+            computed = []
         }
     }
 
@@ -144,8 +152,6 @@ final class CUDAMomentPager: MomentPager, @unchecked Sendable {
         context.must(context.driver.api.cuMemFreeHost(host), "cuMemFreeHost")
         for e in loaded + computed { context.must(context.driver.api.cuEventDestroy(e), "cuEventDestroy_v2") }
     }
-
-    var streamedTensors: Int { plan.resident.filter { !$0 }.count }
 
     private func waitForCopies() {
         context.makeCurrent()
@@ -162,10 +168,10 @@ final class CUDAMomentPager: MomentPager, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         context.makeCurrent()
-        for op in plan.schedule() {
+        for op in schedule {
             switch op {
             case .load(let i, let slot):
-                context.must(api.cuMemcpyHtoDAsync(pointer(slots[slot]), host! + hostOffsets[i], 8 * counts[i], context.copyStream),
+                context.must(api.cuMemcpyHtoDAsync(backend.ptr(slots[slot]), host! + hostOffsets[i], 8 * counts[i], context.copyStream),
                              "cuMemcpyHtoDAsync_v2(AdamW moments, \(8 * counts[i]) bytes)")
             case .recordLoaded(let slot):
                 context.must(api.cuEventRecord(loaded[slot], context.copyStream), "cuEventRecord")
@@ -180,14 +186,12 @@ final class CUDAMomentPager: MomentPager, @unchecked Sendable {
             case .waitComputed(let slot):
                 context.must(api.cuStreamWaitEvent(context.copyStream, computed[slot], 0), "cuStreamWaitEvent")
             case .store(let i, let slot):
-                context.must(api.cuMemcpyDtoHAsync(host! + hostOffsets[i], pointer(slots[slot]), 8 * counts[i], context.copyStream),
+                context.must(api.cuMemcpyDtoHAsync(host! + hostOffsets[i], backend.ptr(slots[slot]), 8 * counts[i], context.copyStream),
                              "cuMemcpyDtoHAsync_v2(AdamW moments, \(8 * counts[i]) bytes)")
                 evictions += 1
             }
         }
     }
-
-    private func pointer(_ t: Tensor) -> qlora_CUdeviceptr { backend.ptr(t) }
 
     func moments(_ index: Int) -> (m: [Float], v: [Float]) {
         let n = counts[index]

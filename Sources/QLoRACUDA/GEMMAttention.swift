@@ -1,5 +1,4 @@
 import Foundation
-import QLoRACore
 
 /// Training attention (causal, grouped-query heads, packed documents) as batched GEMMs plus two row kernels, so its
 /// FLOPs run on the tensor cores through cuBLASLt instead of one warp per query row on the CUDA cores. Generic over
@@ -7,8 +6,8 @@ import QLoRACore
 /// (Tests/QLoRACUDATests/GEMMAttentionTests.swift) against `ReferenceBackend`, which checks every offset, stride,
 /// chunk and accumulation here without a GPU. Only the two row kernels (attention.cu) are the GPU's own.
 ///
-/// The query rows go in chunks of `chunkRows`; a chunk's keys run from its first row's document start to its last
-/// row (document starts never decrease). Per chunk and per position `j` within a kv-head group, one GEMM batched over
+/// The query rows go in chunks of `chunkRows`; a chunk's keys run from its first row's document start (rounded down for
+/// alignment) to its last row (document starts never decrease). Per chunk and per position `j` within a kv-head group, one GEMM batched over
 /// the kv heads g takes query head g·G + j against kv head g (uniform strides: G·d between query heads, d between kv
 /// heads), so a whole chunk is 2·G batched GEMMs forward and 5·G backward:
 ///

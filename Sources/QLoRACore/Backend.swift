@@ -139,8 +139,6 @@ public protocol MomentPaging {
 public protocol MomentPager: AnyObject, Sendable {
     /// Elements per tensor.
     var counts: [Int] { get }
-    /// Tensors whose moments are written back to host memory after each update (0 when all fit the budget).
-    var streamedTensors: Int { get }
     /// Write-backs to host memory so far.
     var evictions: Int { get }
     /// One AdamW update of every `params[i]` with `gradients[i]` and tensor i's moments.

@@ -15,15 +15,6 @@ static __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
-/// starts[t] = the first row of t's document: the smallest s ≤ t with documents[s ... t] all equal. One thread per row.
-extern "C" __global__ void ql_document_starts(const int *documents, int *starts, ql_i64 rows) {
-    for (ql_i64 t = (ql_i64)blockIdx.x * blockDim.x + threadIdx.x; t < rows; t += (ql_i64)gridDim.x * blockDim.x) {
-        ql_i64 s = t;
-        while (s > 0 && documents[s - 1] == documents[t]) s--;
-        starts[t] = (int)s;
-    }
-}
-
 /// Rows t in [0, rows) are queries at positions offset + t (decoding: offset = the cached length, starts null); they
 /// see keys starts[t] ... offset + t.
 extern "C" __global__ void ql_attention_forward_f32(const float *q, const float *k, const float *v, float *out, float *logsumexp,
